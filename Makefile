@@ -1,0 +1,56 @@
+# pullguard: `make run` serves the webhook on its embedded defaults, `make test` runs everything.
+# Every tool the tests need is installed here, idempotently: a stamp per step, redone when its inputs change.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+PYTEST_ARGS ?=
+
+.PHONY: run test lint unit integration e2e bench certs deps k8s-bins debs clean
+
+run: $(STAMPS)/venv
+	$(BIN)/pullguard serve --host 127.0.0.1 --port 8443 --cert-dir certs --dns localhost --ip 127.0.0.1 --ip ::1
+
+test: deps lint
+	PULLGUARD_K8S_BIN="$$(bash scripts/k8s-bin-dir.sh)" $(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMPS)/venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMPS)/venv
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: deps
+	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+e2e: deps
+	PULLGUARD_K8S_BIN="$$(bash scripts/k8s-bin-dir.sh)" PULLGUARD_REQUIRE_E2E=1 $(BIN)/pytest -q tests/e2e $(PYTEST_ARGS)
+
+bench: deps
+	$(BIN)/python -m bench.run
+
+certs: $(STAMPS)/venv
+	$(BIN)/pullguard certs --out certs --dns localhost --ip 127.0.0.1 --ip ::1
+
+deps: $(STAMPS)/venv debs k8s-bins
+
+debs:
+	bash scripts/install-debs.sh
+
+# Slow the first time (module download and compile); cached by version under ~/.cache/pullguard afterwards.
+k8s-bins:
+	bash scripts/build-k8s-bins.sh
+
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(STAMPS) .mypy_cache .ruff_cache .pytest_cache

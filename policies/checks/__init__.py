@@ -1,0 +1,16 @@
+"""The checks, in the order their findings are reported. Each is a pure function of (image, facts, policy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from policies.checks import latest_tag, reference
+from policies.config import Policy
+from policies.model import ContainerImage, Facts, Finding
+
+CheckFunction = Callable[[ContainerImage, Facts, Policy], Sequence[Finding]]
+
+ALL_CHECKS: tuple[tuple[str, CheckFunction], ...] = (
+    (reference.NAME, reference.check),
+    (latest_tag.NAME, latest_tag.check),
+)

@@ -1,0 +1,175 @@
+"""The policy schema: parse and validate `policy.yaml`, with errors that name the offending key path.
+
+Pure: text in, `Policy` out. The webhook decides where the text comes from (file, ConfigMap, embedded default).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from policies.model import Mode
+
+CHECK_NAMES = ("reference", "latestTag", "imageExists", "pullSecrets", "architecture", "neverPull")
+
+DEFAULT_POLICY_YAML = """\
+# pullguard's embedded default policy: warn about everything, deny only what can never be pulled.
+mode: warn
+failurePolicy: open
+excludeNamespaces: [kube-system]
+checks:
+  reference: {mode: enforce}
+  latestTag: {}
+  imageExists: {}
+  pullSecrets: {}
+  architecture: {}
+  neverPull: {}
+mirrors: []
+registry:
+  timeoutSeconds: 3
+  cache: {positiveSeconds: 300, negativeSeconds: 30}
+namespaces: {}
+"""
+
+
+class PolicyError(ValueError):
+    """The policy text is not valid YAML or does not match the schema. The message names every bad key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        # Lax mode so YAML lists fill tuples and strings fill enums; scalars that must not be coerced are Strict*.
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+class CheckConfig(_Strict):
+    mode: Mode | None = None  # None: inherit the namespace's or the policy's mode
+
+
+class LatestTagConfig(CheckConfig):
+    floating_tags: tuple[str, ...] = ("latest",)  # tags that move, treated like `latest`
+    exempt_images: tuple[str, ...] = ()  # fnmatch patterns on the normalized repository, e.g. docker.io/library/*
+
+
+class Checks(_Strict):
+    reference: CheckConfig = CheckConfig()
+    latest_tag: LatestTagConfig = LatestTagConfig()
+    image_exists: CheckConfig = CheckConfig()
+    pull_secrets: CheckConfig = CheckConfig()
+    architecture: CheckConfig = CheckConfig()
+    never_pull: CheckConfig = CheckConfig()
+
+    def mode_of(self, check: str) -> Mode | None:
+        config: CheckConfig = getattr(self, _ATTRIBUTE_OF_CHECK[check])
+        return config.mode
+
+
+_ATTRIBUTE_OF_CHECK = {name: field for field, info in Checks.model_fields.items() for name in [info.alias or field]}
+
+
+class NamespaceChecks(_Strict):
+    """Per-namespace check modes: only the mode can be overridden."""
+
+    reference: CheckConfig = CheckConfig()
+    latest_tag: CheckConfig = CheckConfig()
+    image_exists: CheckConfig = CheckConfig()
+    pull_secrets: CheckConfig = CheckConfig()
+    architecture: CheckConfig = CheckConfig()
+    never_pull: CheckConfig = CheckConfig()
+
+    def mode_of(self, check: str) -> Mode | None:
+        config: CheckConfig = getattr(self, _ATTRIBUTE_OF_CHECK[check])
+        return config.mode
+
+
+class NamespaceOverride(_Strict):
+    mode: Mode | None = None
+    checks: NamespaceChecks = NamespaceChecks()
+
+
+class Mirror(_Strict):
+    """Rewrite images of `registry` (a host) or under `prefix` (host/path) to `mirror` (host[/path])."""
+
+    registry: str | None = None
+    prefix: str | None = None
+    mirror: Annotated[str, Field(min_length=1)]
+    verify: StrictBool = True  # rewrite only when the mirror is known to serve the image
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Mirror:
+        if (self.registry is None) == (self.prefix is None):
+            raise ValueError("give exactly one of 'registry' or 'prefix'")
+        if self.mirror.startswith(("http://", "https://")) or self.mirror.endswith("/"):
+            raise ValueError("'mirror' is host[:port][/path], without scheme or trailing slash")
+        return self
+
+
+class CacheConfig(_Strict):
+    positive_seconds: Annotated[StrictFloat, Field(ge=0)] = 300
+    negative_seconds: Annotated[StrictFloat, Field(ge=0)] = 30
+
+
+class RegistryConfig(_Strict):
+    timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=30)] = 3
+    hosts_dir: str | None = None
+    cache: CacheConfig = CacheConfig()
+    allow_link_local: StrictBool = False  # link-local/metadata addresses are refused: no SSRF through the webhook
+
+
+class Policy(_Strict):
+    mode: Mode = Mode.WARN
+    failure_policy: Literal["open", "closed"] = "open"
+    exclude_namespaces: tuple[str, ...] = ("kube-system",)
+    checks: Checks = Checks()
+    mirrors: tuple[Mirror, ...] = ()
+    registry: RegistryConfig = RegistryConfig()
+    namespaces: dict[str, NamespaceOverride] = Field(default_factory=dict)
+
+    def mode_for(self, check: str, namespace: str) -> Mode:
+        """Most specific wins: namespace+check, namespace, check, policy."""
+        override = self.namespaces.get(namespace)
+        if override is not None:
+            chosen = override.checks.mode_of(check) or override.mode
+            if chosen is not None:
+                return chosen
+        return self.checks.mode_of(check) or self.mode
+
+    def excludes(self, namespace: str) -> bool:
+        return namespace in self.exclude_namespaces
+
+
+def parse_policy(text: str, source: str = "policy.yaml") -> Policy:
+    """Parse policy YAML. Raises PolicyError naming `source`, the line (YAML errors) or key paths (schema)."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(f"{source}:{where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(f"{source}: the policy must be a mapping, got {type(data).__name__}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def _describe(error: Any) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{path}: unknown key"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{path}: {message}"
+
+
+DEFAULT_POLICY = parse_policy(DEFAULT_POLICY_YAML, "embedded default policy")

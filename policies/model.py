@@ -1,0 +1,151 @@
+"""The facts and findings model shared by every check.
+
+Everything here is immutable data: the webhook builds `Workload`s and `Facts`, the policy core turns them into
+`Finding`s and a `Decision`. No I/O, no clocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from policies.reference import InvalidReference, Reference, parse_normalized
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    WARN = "warn"
+    OFF = "off"
+
+
+class Reason(StrEnum):
+    """The kubelet's own words for the failure a finding predicts (what `kubectl get pods` would show)."""
+
+    INVALID_IMAGE_NAME = "InvalidImageName"
+    ERR_IMAGE_PULL = "ErrImagePull"
+    IMAGE_PULL_BACKOFF = "ImagePullBackOff"
+    ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    NOT_REPRODUCIBLE = "NotReproducible"  # a floating tag: pulls succeed, but not always the same image
+    UNVERIFIED = "Unverified"  # the outcome could not be established in time
+
+
+class ContainerKind(StrEnum):
+    CONTAINER = "containers"
+    INIT_CONTAINER = "initContainers"
+    EPHEMERAL_CONTAINER = "ephemeralContainers"
+    IMAGE_VOLUME = "volumes"
+
+
+@dataclass(frozen=True, slots=True)
+class PodContext:
+    """What the kubelet knows about a pod when it pulls: who pulls, with which secrets, on which nodes."""
+
+    namespace: str
+    service_account: str = "default"
+    image_pull_secrets: tuple[str, ...] = ()
+    node_selector: tuple[tuple[str, str], ...] = ()
+    affinity: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerImage:
+    """One image reference in an object, with where it lives and the pod it belongs to."""
+
+    kind: ContainerKind
+    name: str  # container name, or volume name for image volumes
+    image: str  # exactly as written in the object
+    pointer: str  # RFC 6901 pointer to the image string, e.g. /spec/template/spec/containers/1/image
+    display_path: str  # the same, the way kubectl users read it: spec.template.spec.containers[1]
+    pod: PodContext
+    pull_policy: str | None = None  # as written; None when defaulted by the API server
+    reference: Reference | None = field(default=None, compare=False)  # normalized, tag as written
+    reference_error: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        kind: ContainerKind,
+        name: str,
+        image: str,
+        pointer: str,
+        display_path: str,
+        pod: PodContext,
+        pull_policy: str | None = None,
+    ) -> ContainerImage:
+        """Parse the reference once, as the kubelet does (ParseNormalizedNamed), and keep the outcome.
+
+        The tag is kept as written (None when absent) so checks can tell `nginx` from `nginx:latest`.
+        """
+        try:
+            reference: Reference | None = parse_normalized(image)
+            error = None
+        except InvalidReference as exc:
+            reference, error = None, str(exc)
+        return cls(kind, name, image, pointer, display_path, pod, pull_policy, reference, error)
+
+    @property
+    def label(self) -> str:
+        noun = "image volume" if self.kind is ContainerKind.IMAGE_VOLUME else "container"
+        return f'{noun} "{self.name}" image "{self.image}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """An object that makes pods, reduced to the images it would pull."""
+
+    kind: str
+    namespace: str
+    name: str
+    images: tuple[ContainerImage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the service learned before deciding. Later issues add registry and cluster facts here.
+
+    `mirror_serves` maps a rewritten image string to whether the mirror has it (None: unknown).
+    """
+
+    mirror_serves: Mapping[str, bool | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    container: ContainerImage
+    reason: Reason
+    message: str  # what is wrong, naming the image (and registry, secret, platforms where relevant)
+    hint: str  # how to fix it
+    unknown: bool = False  # the check could not establish the outcome: follows failurePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedFinding:
+    finding: Finding
+    mode: Mode
+    denies: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PatchOperation:
+    op: str
+    path: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    findings: tuple[JudgedFinding, ...] = ()
+    patch: tuple[PatchOperation, ...] = ()
+
+    @property
+    def denials(self) -> tuple[Finding, ...]:
+        return tuple(j.finding for j in self.findings if j.denies)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(j.finding for j in self.findings if not j.denies)

@@ -1,0 +1,131 @@
+"""HTTP routes: /validate, /mutate, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from policies.render import finding_line
+from webhook.admission import MAX_BODY_BYTES, ProtocolError
+from webhook.facts import FactGatherer
+from webhook.metrics import Metrics
+from webhook.pipeline import Endpoint, Outcome, review_body
+from webhook.policy_source import PolicyHolder
+
+log = logging.getLogger("pullguard.review")
+JSON = "application/json"
+
+
+@dataclass
+class Service:
+    holder: PolicyHolder
+    metrics: Metrics
+    gatherer: FactGatherer = field(default_factory=FactGatherer)
+    readiness: list[Callable[[], bool]] = field(default_factory=list)
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+
+
+def create_app(service: Service) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(job()) for job in service.background]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    app = FastAPI(title="pullguard", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+
+    async def admit(request: Request, endpoint: Endpoint) -> Response:
+        started = time.perf_counter()
+        try:
+            body = await _read_body(request)
+            outcome = await review_body(body, service.holder.policy, service.gatherer, endpoint)
+        except ProtocolError as exc:
+            service.metrics.requests.labels(endpoint, "", "error").inc()
+            log.warning("malformed admission review", extra={"fields": {"endpoint": endpoint, "error": str(exc)}})
+            return Response(orjson.dumps({"error": str(exc)}), status_code=400, media_type=JSON)
+        elapsed = time.perf_counter() - started
+        _record(service.metrics, endpoint, outcome, elapsed)
+        return Response(orjson.dumps(outcome.answer), media_type=JSON)
+
+    @app.post("/validate")
+    async def validate(request: Request) -> Response:
+        return await admit(request, "validate")
+
+    @app.post("/mutate")
+    async def mutate(request: Request) -> Response:
+        return await admit(request, "mutate")
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        ready = all(check() for check in service.readiness)
+        body = {"ready": ready, "policy": service.holder.source, "policyError": service.holder.last_error}
+        return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=JSON)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ProtocolError(f"body is {declared} bytes, over the {MAX_BODY_BYTES}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ProtocolError(f"body is over the {MAX_BODY_BYTES}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _record(metrics: Metrics, endpoint: Endpoint, outcome: Outcome, elapsed: float) -> None:
+    kind = outcome.review.kind if outcome.workload is not None else ""
+    label = outcome.label
+    metrics.requests.labels(endpoint, kind, label).inc()
+    metrics.latency.labels(endpoint, kind, label).observe(elapsed)
+    findings = outcome.decision.findings if outcome.decision is not None else ()
+    for judged in findings:
+        metrics.findings.labels(judged.finding.check, judged.finding.reason, judged.mode).inc()
+    if outcome.workload is None:
+        return  # skipped kinds and operations are counted, not logged: they are most of the traffic
+    fields = {
+        "uid": outcome.review.uid,
+        "endpoint": endpoint,
+        "operation": outcome.review.operation,
+        "kind": outcome.workload.kind,
+        "namespace": outcome.workload.namespace,
+        "name": outcome.workload.name,
+        "decision": label,
+        "findings": [
+            {
+                "check": j.finding.check,
+                "mode": j.mode,
+                "denies": j.denies,
+                "container": j.finding.container.display_path,
+                "line": finding_line(j.finding),
+            }
+            for j in findings
+        ],
+        "durationMs": round(elapsed * 1000, 3),
+    }
+    log.info("review", extra={"fields": fields})

@@ -1,0 +1,77 @@
+"""Where the live policy comes from, and how a bad policy never replaces a good one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from policies.config import DEFAULT_POLICY, Policy, PolicyError, parse_policy
+from webhook.metrics import Metrics
+
+log = logging.getLogger("pullguard.policy")
+
+
+class PolicyHolder:
+    """The policy every review reads; swapped atomically (a single attribute write) on reload."""
+
+    def __init__(self, metrics: Metrics, policy: Policy = DEFAULT_POLICY, source: str = "embedded default") -> None:
+        self.policy = policy
+        self.source = source
+        self.last_error: str | None = None
+        self._metrics = metrics
+        metrics.policy_valid.set(1)
+
+    def offer(self, text: str, source: str) -> bool:
+        """Adopt the policy in `text` if it is valid; otherwise keep the current one and record why."""
+        try:
+            policy = parse_policy(text, source)
+        except PolicyError as exc:
+            self.reject(source, str(exc))
+            return False
+        self.policy, self.source, self.last_error = policy, source, None
+        self._metrics.policy_reloads.labels("ok").inc()
+        self._metrics.policy_valid.set(1)
+        log.info("policy loaded", extra={"fields": {"source": source}})
+        return True
+
+    def reject(self, source: str, error: str) -> None:
+        self.last_error = error
+        self._metrics.policy_reloads.labels("error").inc()
+        self._metrics.policy_valid.set(0)
+        fields = {"source": source, "error": error, "kept": self.source}
+        log.error("policy rejected, keeping the last good one", extra={"fields": fields})
+
+
+class PolicyFileWatcher:
+    """Re-reads a policy file when it changes. Polling `stat` follows the symlink swaps of mounted ConfigMaps,
+    which inotify-style watchers miss."""
+
+    def __init__(self, holder: PolicyHolder, path: Path, interval: float = 1.0) -> None:
+        self._holder, self._path, self._interval = holder, path, interval
+        self._signature: tuple[int, int, int] | None = None
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+    def poll(self) -> None:
+        signature = self._stat()
+        if signature is None or signature == self._signature:
+            return
+        self._signature = signature
+        try:
+            text = self._path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self._holder.reject(str(self._path), f"unreadable: {exc}")
+            return
+        self._holder.offer(text, str(self._path))
+
+    async def run(self) -> None:
+        while True:
+            self.poll()
+            await asyncio.sleep(self._interval)

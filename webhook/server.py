@@ -1,0 +1,68 @@
+"""`pullguard serve`: wire policy, TLS, facts and routes together and run uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from webhook import certs
+from webhook.app import Service, create_app
+from webhook.metrics import Metrics
+from webhook.policy_source import PolicyFileWatcher, PolicyHolder
+from webhook.tls import ReloadingTLS
+
+log = logging.getLogger("pullguard.server")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    cert_dir: Path = Path("certs")
+    config: Path | None = None
+    dns_names: list[str] = field(default_factory=lambda: ["localhost"])
+    ips: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    poll_seconds: float = 1.0
+
+
+def build_service(options: ServeOptions, metrics: Metrics) -> Service:
+    holder = PolicyHolder(metrics)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    if options.config is not None:
+        watcher = PolicyFileWatcher(holder, options.config, options.poll_seconds)
+        watcher.poll()  # the first read happens before serving; an invalid file leaves the embedded default
+        background.append(watcher.run)
+    return Service(holder=holder, metrics=metrics, background=background)
+
+
+def serve(options: ServeOptions) -> None:
+    metrics = Metrics()
+    paths, generated = certs.ensure(options.cert_dir, options.dns_names, options.ips)
+    fields = {"caBundle": str(paths.ca_cert), "cert": str(paths.cert), "generated": generated}
+    log.info("serving certificate ready", extra={"fields": fields})
+    tls = ReloadingTLS(paths.cert, paths.key, metrics)
+    app = create_app(build_service(options, metrics))
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_keep_alive=75,  # longer than the API server's idle connection reuse
+        server_header=False,
+    )
+    config.load()
+    config.ssl = tls.context  # our own context, so certificate rotation needs no restart
+    log.info("pullguard listening", extra={"fields": {"url": f"https://{_host_for_url(options.host)}:{options.port}"}})
+    uvicorn.Server(config).run()
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

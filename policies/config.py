@@ -8,7 +8,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from policies.model import Mode
@@ -35,6 +44,14 @@ namespaces: {}
 """
 
 
+def _yaml_off(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted `off` as false; a mode of false can only mean `off`."""
+    return "off" if value is False else value
+
+
+ModeSetting = Annotated[Mode, BeforeValidator(_yaml_off)]
+
+
 class PolicyError(ValueError):
     """The policy text is not valid YAML or does not match the schema. The message names every bad key."""
 
@@ -50,7 +67,7 @@ class _Strict(BaseModel):
 
 
 class CheckConfig(_Strict):
-    mode: Mode | None = None  # None: inherit the namespace's or the policy's mode
+    mode: ModeSetting | None = None  # None: inherit the namespace's or the policy's mode
 
 
 class LatestTagConfig(CheckConfig):
@@ -59,7 +76,7 @@ class LatestTagConfig(CheckConfig):
 
 
 class Checks(_Strict):
-    reference: CheckConfig = CheckConfig()
+    reference: CheckConfig = CheckConfig(mode=Mode.ENFORCE)  # an invalid name can never be pulled
     latest_tag: LatestTagConfig = LatestTagConfig()
     image_exists: CheckConfig = CheckConfig()
     pull_secrets: CheckConfig = CheckConfig()
@@ -90,7 +107,7 @@ class NamespaceChecks(_Strict):
 
 
 class NamespaceOverride(_Strict):
-    mode: Mode | None = None
+    mode: ModeSetting | None = None
     checks: NamespaceChecks = NamespaceChecks()
 
 
@@ -124,7 +141,7 @@ class RegistryConfig(_Strict):
 
 
 class Policy(_Strict):
-    mode: Mode = Mode.WARN
+    mode: ModeSetting = Mode.WARN
     failure_policy: Literal["open", "closed"] = "open"
     exclude_namespaces: tuple[str, ...] = ("kube-system",)
     checks: Checks = Checks()

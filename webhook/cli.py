@@ -11,7 +11,6 @@ from pathlib import Path
 from webhook import logs
 from webhook.certs import generate
 from webhook.check_cmd import run_check
-from webhook.server import ServeOptions, serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +64,9 @@ def _env_path(name: str) -> Path | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
+        # Imported here: FastAPI and uvicorn take most of a second to import, which `check` in CI need not pay.
+        from webhook.server import ServeOptions, serve  # noqa: PLC0415
+
         logs.configure(args.log_level)
         defaults = ServeOptions()
         serve(

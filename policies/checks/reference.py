@@ -19,25 +19,21 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
             container=image,
             reason=Reason.INVALID_IMAGE_NAME,
             message=f"{image.label} is not a valid image reference ({image.reference_error})",
-            hint=_hint(image.image),
+            hint=_hint(image.image, image.reference_error),
         ),
     )
 
 
-def _hint(text: str) -> str:
+def _hint(text: str, error: str) -> str:
     """The usual ways a reference goes wrong, most specific first."""
     if not text.strip():
         return "set the image, e.g. registry.example.com/team/app:1.2.3"
     if "://" in text:
         return "drop the scheme: write host/path:tag, not a URL"
-    if text != text.strip() or any(c.isspace() for c in text):
+    if any(c.isspace() for c in text):
         return "remove the whitespace from the image"
-    repository = text.split("@", 1)[0]
-    last_slash = repository.rfind("/")
-    if any(c.isupper() for c in repository[last_slash + 1 :].split(":", 1)[0]) or any(
-        c.isupper() for c in repository.split("/")[1:-1]
-    ):
+    if "must be lowercase" in error:
         return "repository names must be lowercase (only the registry host may have capitals)"
-    if "@" in text and not text.split("@", 1)[1].startswith("sha256:"):
+    if "@" in text:
         return "a digest is algorithm:hex, e.g. @sha256:<64 hex digits>"
     return "use [registry[:port]/]repository[:tag][@digest] with a lowercase repository"

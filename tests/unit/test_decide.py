@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from policy_helpers import workload
+
+from policies.config import Policy, parse_policy
+from policies.decide import decide, mutate
+from policies.model import ContainerImage, Facts, Finding, Mode, Reason
+
+
+def modes(decision_policy: str, *images: str, namespace: str = "default") -> list[tuple[str, Mode, bool]]:
+    decision = decide(workload(*images, namespace=namespace), Facts(), parse_policy(decision_policy))
+    return [(j.finding.check, j.mode, j.denies) for j in decision.findings]
+
+
+def test_warn_allows_with_findings() -> None:
+    decision = decide(workload("nginx"), Facts(), parse_policy("mode: warn"))
+    assert decision.allowed and len(decision.warnings) == 1 and decision.denials == ()
+
+
+def test_enforce_denies() -> None:
+    decision = decide(workload("nginx", "nginx:1.25"), Facts(), parse_policy("mode: enforce"))
+    assert not decision.allowed
+    assert [f.container.name for f in decision.denials] == ["c0"]
+
+
+def test_off_reports_nothing() -> None:
+    assert modes("mode: off\nchecks: {reference: {mode: off}}", "nginx", "Bad Name") == []
+    # `reference` defaults to enforce, and a check's own mode beats the policy-wide one
+    assert modes("mode: off", "nginx", "Bad Name") == [("reference", Mode.ENFORCE, True)]
+    assert modes("checks: {latestTag: {mode: 'off'}}", "nginx") == []
+
+
+def test_invalid_reference_denied_by_default_and_latest_warned() -> None:
+    assert modes("", "Bad Name", "nginx") == [("reference", Mode.ENFORCE, True), ("latestTag", Mode.WARN, False)]
+
+
+def test_excluded_namespace_is_untouched() -> None:
+    assert modes("mode: enforce", "nginx", namespace="kube-system") == []
+    assert modes("mode: enforce\nexcludeNamespaces: []", "nginx", namespace="kube-system") != []
+
+
+def test_namespace_override() -> None:
+    assert modes("namespaces: {team-a: {mode: enforce}}", "nginx", namespace="team-a") == [
+        ("latestTag", Mode.ENFORCE, True)
+    ]
+
+
+def unknown_check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
+    return (Finding("imageExists", image, Reason.UNVERIFIED, "could not verify", "retry", unknown=True),)
+
+
+def test_unknown_outcomes_follow_failure_policy() -> None:
+    checks = (("imageExists", unknown_check),)
+    open_ = decide(workload("a:1"), Facts(), parse_policy("mode: enforce"), checks)
+    closed = decide(workload("a:1"), Facts(), parse_policy("mode: enforce\nfailurePolicy: closed"), checks)
+    warned = decide(workload("a:1"), Facts(), parse_policy("mode: warn\nfailurePolicy: closed"), checks)
+    assert open_.allowed and len(open_.warnings) == 1
+    assert not closed.allowed
+    assert warned.allowed
+
+
+def test_mutate_only_patches() -> None:
+    policy = parse_policy("mode: enforce\nmirrors: [{registry: docker.io, mirror: m.example.com, verify: false}]")
+    decision = mutate(workload("nginx"), Facts(), policy)
+    assert decision.allowed and decision.findings == ()
+    assert [(p.path, p.value) for p in decision.patch] == [("/spec/containers/0/image", "m.example.com/library/nginx")]
+    assert mutate(workload("nginx", namespace="kube-system"), Facts(), policy).patch == ()

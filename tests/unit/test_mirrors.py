@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import copy
+
+import jsonpatch
+import pytest
+from policy_helpers import workload
+from reviews import manifest
+
+from policies.config import parse_policy
+from policies.mirrors import candidates, rewrites
+from policies.model import Facts
+from webhook.workloads import extract
+
+RULES = """
+mirrors:
+  - {registry: docker.io, mirror: mirror.example.com, verify: false}
+  - {prefix: k8s.gcr.io/pause, mirror: registry.example.com/google_containers/pause, verify: false}
+  - {prefix: quay.example.com, mirror: registry.example.com/quay}
+"""
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("nginx", "mirror.example.com/library/nginx"),
+        ("nginx:1.25", "mirror.example.com/library/nginx:1.25"),
+        ("docker.io/bitnami/redis:7@sha256:" + "b" * 64, "mirror.example.com/bitnami/redis:7@sha256:" + "b" * 64),
+        ("index.docker.io/library/busybox:1", "mirror.example.com/library/busybox:1"),
+        ("k8s.gcr.io/pause:3.9", "registry.example.com/google_containers/pause:3.9"),
+        ("k8s.gcr.io/pause-other:1", None),  # a prefix matches whole path components only
+        ("registry.example.com/team/app:1", None),
+        ("Not Valid", None),
+    ],
+)
+def test_rewrites(image: str, expected: str | None) -> None:
+    patch = rewrites(workload(image), Facts(), parse_policy(RULES))
+    assert [p.value for p in patch] == ([expected] if expected else [])
+
+
+def test_verified_rules_need_the_mirror_to_serve_the_image() -> None:
+    policy = parse_policy(RULES)
+    target = "registry.example.com/quay/prom/exporter:1"
+    w = workload("quay.example.com/prom/exporter:1")
+    assert candidates(w, policy) == [target]
+    assert rewrites(w, Facts(), policy) == ()
+    assert rewrites(w, Facts(mirror_serves={target: False}), policy) == ()
+    assert rewrites(w, Facts(mirror_serves={target: None}), policy) == ()
+    assert [p.value for p in rewrites(w, Facts(mirror_serves={target: True}), policy)] == [target]
+
+
+def test_first_matching_rule_wins() -> None:
+    policy = parse_policy(
+        "mirrors: [{prefix: docker.io/library, mirror: a.example.com, verify: false},"
+        " {registry: docker.io, mirror: b.example.com, verify: false}]"
+    )
+    assert [p.value for p in rewrites(workload("nginx:1", "bitnami/x:1"), Facts(), policy)] == [
+        "a.example.com/nginx:1",
+        "b.example.com/bitnami/x:1",
+    ]
+
+
+def test_patch_applies_to_the_real_object() -> None:
+    deployment = manifest("deployment.yaml")
+    w = extract("Deployment", deployment)
+    patch = [{"op": p.op, "path": p.path, "value": p.value} for p in rewrites(w, Facts(), parse_policy(RULES))]
+    patched = jsonpatch.apply_patch(copy.deepcopy(deployment), patch)
+    containers = patched["spec"]["template"]["spec"]["containers"]
+    assert containers[0]["image"] == "mirror.example.com/library/nginx"
+    assert containers[1]["image"] == "quay.example.com/prom/nginx-exporter:latest"  # verify: true, unverified

@@ -38,7 +38,7 @@ TAG: Final = r"[\w][\w.-]{0,127}"
 # Go's [[:xdigit:]] spelled out; Python has no POSIX classes.
 DIGEST: Final = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9A-Fa-f]{32,}"
 IDENTIFIER: Final = r"([a-f0-9]{64})"
-IPV6_ADDRESS: Final = r"\[(?:[a-fA-F0-9:]+)\]"
+IPV6_ADDRESS: Final = r"\[(?:[a-fA-F0-9:%]+)\]"
 DOMAIN_NAME: Final = DOMAIN_NAME_COMPONENT + _any_times(r"\.", DOMAIN_NAME_COMPONENT)
 HOST: Final = "(?:" + DOMAIN_NAME + "|" + IPV6_ADDRESS + ")"
 DOMAIN_AND_PORT: Final = HOST + OPTIONAL_PORT

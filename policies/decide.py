@@ -20,12 +20,12 @@ def decide(
     """
     if policy.excludes(workload.namespace):
         return Decision(allowed=True)
+    enabled = [
+        (check, mode) for name, check in checks if (mode := policy.mode_for(name, workload.namespace)) != Mode.OFF
+    ]
     judged: list[JudgedFinding] = []
     for image in workload.images:
-        for name, check in checks:
-            mode = policy.mode_for(name, workload.namespace)
-            if mode is Mode.OFF:
-                continue
+        for check, mode in enabled:
             for finding in check(image, facts, policy):
                 denies = mode is Mode.ENFORCE and (not finding.unknown or policy.failure_policy == "closed")
                 judged.append(JudgedFinding(finding, mode, denies))

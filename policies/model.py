@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from policies.reference import InvalidReference, Reference, parse_normalized
+
+# Reviews repeat the same few images endlessly; a Reference is immutable, so parse each string once.
+_parse = lru_cache(maxsize=8192)(parse_normalized)
 
 
 class Mode(StrEnum):
@@ -80,7 +84,7 @@ class ContainerImage:
         The tag is kept as written (None when absent) so checks can tell `nginx` from `nginx:latest`.
         """
         try:
-            reference: Reference | None = parse_normalized(image)
+            reference: Reference | None = _parse(image)
             error = None
         except InvalidReference as exc:
             reference, error = None, str(exc)

@@ -316,7 +316,7 @@ def parse(s: str) -> Reference:
     if match is None:
         if s == "":
             raise EmptyName
-        if False:
+        if REFERENCE_RE.fullmatch(go_lower(s)) is not None:
             raise UppercaseName
         raise InvalidFormat
     name, tag, digest = match.groups()

@@ -17,6 +17,8 @@ MAX_WARNINGS_TOTAL = 4096 - 256  # leave room for other webhooks' warnings and t
 
 
 def _one_line(text: str) -> str:
+    if text.isprintable():  # the common case, and isprintable() is false for newlines and tabs
+        return text
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 

@@ -101,12 +101,11 @@ async def _read_body(request: Request) -> bytes:
 def _record(metrics: Metrics, endpoint: Endpoint, outcome: Outcome, elapsed: float) -> None:
     kind = outcome.review.kind if outcome.workload is not None else ""
     label = outcome.label
-    metrics.requests.labels(endpoint, kind, label).inc()
-    metrics.latency.labels(endpoint, kind, label).observe(elapsed)
+    metrics.observe_review(endpoint, kind, label, elapsed)
     findings = outcome.decision.findings if outcome.decision is not None else ()
     for judged in findings:
-        metrics.findings.labels(judged.finding.check, judged.finding.reason, judged.mode).inc()
-    if outcome.workload is None:
+        metrics.count_finding(judged.finding.check, judged.finding.reason, judged.mode)
+    if outcome.workload is None or not log.isEnabledFor(logging.INFO):
         return  # skipped kinds and operations are counted, not logged: they are most of the traffic
     fields = {
         "uid": outcome.review.uid,

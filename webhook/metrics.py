@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -41,3 +43,22 @@ class Metrics:
             ("result",),
             registry=self.registry,
         )
+
+        # labels() looks children up under a lock on every call; reviews reuse a handful of label sets.
+        self._review_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._finding_children: dict[tuple[str, str, str], Any] = {}
+
+    def observe_review(self, endpoint: str, kind: str, decision: str, seconds: float) -> None:
+        key = (endpoint, kind, decision)
+        children = self._review_children.get(key)
+        if children is None:
+            children = self._review_children[key] = (self.requests.labels(*key), self.latency.labels(*key))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_finding(self, check: str, reason: str, mode: str) -> None:
+        key = (check, reason, mode)
+        child = self._finding_children.get(key)
+        if child is None:
+            child = self._finding_children[key] = self.findings.labels(*key)
+        child.inc()

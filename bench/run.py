@@ -1,0 +1,153 @@
+"""`make bench`: pullguard's warm admission path against a no-op FastAPI endpoint, in one run.
+
+Both servers are single uvicorn processes over TLS on loopback, driven in turn by `wrk` (one thread, keep-alive
+connections, a Lua body script) with the same 3-container Deployment AdmissionReview. Rounds alternate
+(no-op, pullguard, no-op, pullguard, ...) so drift on a noisy machine hits both; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from reviews import manifest, review  # noqa: E402
+
+
+@dataclass
+class Round:
+    target: str
+    connections: int
+    requests_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, ca: Path, seconds: float = 30) -> None:
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, context=context, timeout=1)  # noqa: S310 - loopback https only
+            return
+        except OSError as exc:
+            if "405" in str(exc) or "Method Not Allowed" in str(exc):
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wrk(url: str, body: Path, connections: int, seconds: int) -> Round:
+    env = dict(os.environ, BENCH_BODY=str(body))
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(Path(__file__).with_name("post.lua")), url],
+        capture_output=True, text=True, env=env, timeout=seconds + 60, check=True,
+    ).stdout
+    match = re.search(r"BENCH requests=(\d+) errors=(\d+) duration_us=(\d+) p50_us=(\d+) p90_us=(\d+) p99_us=(\d+)", out)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    requests, errors, duration, p50, p90, p99 = map(int, match.groups())
+    return Round("", connections, requests / (duration / 1e6), p50 / 1000, p90 / 1000, p99 / 1000, errors)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, nargs="+", default=[10, 50])
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: run `make deps` (Debian package wrk)")
+
+    work = Path(tempfile.mkdtemp(prefix="pullguard-bench-"))
+    deployment = manifest("deployment.yaml")  # 3 containers: one untagged, one :latest, one tag+digest
+    body = work / "review.json"
+    body.write_text(json.dumps(review(deployment, uid="bench")))
+    cert_dir = work / "certs"
+    subprocess.run([sys.executable, "-m", "webhook.cli", "certs", "--out", str(cert_dir), "--ip", "127.0.0.1"],
+                   check=True, cwd=ROOT, capture_output=True, timeout=60)
+
+    pg_port, noop_port = free_port(), free_port()
+    pullguard = subprocess.Popen(
+        [sys.executable, "-m", "webhook.cli", "serve", "--port", str(pg_port), "--cert-dir", str(cert_dir),
+         "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes = [pullguard]
+    try:
+        wait_healthy(f"https://127.0.0.1:{pg_port}/healthz", cert_dir / "ca.crt")
+        context = ssl.create_default_context(cafile=str(cert_dir / "ca.crt"))
+        request = urllib.request.Request(f"https://127.0.0.1:{pg_port}/validate", data=body.read_bytes(),
+                                         headers={"Content-Type": "application/json"})
+        answer = urllib.request.urlopen(request, context=context, timeout=5).read()  # noqa: S310
+        (work / "answer.json").write_bytes(answer)
+        noop = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("noop_app.py")), str(noop_port), str(cert_dir)],
+            env=dict(os.environ, BENCH_ANSWER=str(work / "answer.json")), cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.append(noop)
+        wait_healthy(f"https://127.0.0.1:{noop_port}/validate", cert_dir / "ca.crt")
+
+        targets = {"noop": f"https://127.0.0.1:{noop_port}/validate", "pullguard": f"https://127.0.0.1:{pg_port}/validate"}
+        for target, url in targets.items():  # warm up both (imports, caches, TLS sessions)
+            wrk(url, body, 10, 2)
+        rounds: list[Round] = []
+        for connections in args.connections:
+            for _ in range(args.rounds):
+                for target, url in targets.items():
+                    result = wrk(url, body, connections, args.seconds)
+                    result.target = target
+                    rounds.append(result)
+                    print(f"{target:9} c={connections:3} {result.requests_per_second:8.0f} req/s  p50 {result.p50_ms:6.2f} ms"
+                          f"  p99 {result.p99_ms:6.2f} ms  errors {result.errors}", flush=True)
+        report(rounds, args, len(answer))
+        out = ROOT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        (out / "warm-path.json").write_text(json.dumps([asdict(r) for r in rounds], indent=2))
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(rounds: list[Round], args: argparse.Namespace, answer_size: int) -> None:
+    print(f"\nmedians of {args.rounds} rounds x {args.seconds} s, answer {answer_size} bytes")
+    print("| connections | target | req/s | p50 ms | p99 ms | throughput vs no-op | p99 vs no-op |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for connections in args.connections:
+        med = {}
+        for target in ("noop", "pullguard"):
+            mine = [r for r in rounds if r.target == target and r.connections == connections]
+            med[target] = (statistics.median(r.requests_per_second for r in mine),
+                           statistics.median(r.p50_ms for r in mine), statistics.median(r.p99_ms for r in mine))
+        for target in ("noop", "pullguard"):
+            rps, p50, p99 = med[target]
+            ratio = f"{rps / med['noop'][0]:.2f}" if target == "pullguard" else "1.00"
+            p99_ratio = f"{p99 / med['noop'][2]:.2f}" if target == "pullguard" else "1.00"
+            print(f"| {connections} | {target} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {ratio} | {p99_ratio} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,11 @@
-"""Grammar and Go-runtime shims behind :mod:`policies.reference`.
+"""Grammar, Docker Hub normalization rules and Go-runtime shims behind :mod:`policies.reference`.
 
 The expressions are built exactly like ``regexp.go`` in
 github.com/distribution/reference v0.6.0 (Apache-2.0), so the two stay easy to
-diff. They are compiled with ``re.ASCII`` (Go's ``\\w`` is ASCII-only) and
-must only be used with ``fullmatch``: Go's ``^...$`` never matches before a
-trailing newline, Python's ``$`` does.
+diff; the normalization helpers are ``normalize.go``'s. The expressions are
+compiled with ``re.ASCII`` (Go's ``\\w`` is ASCII-only) and must only be used
+with ``fullmatch``: Go's ``^...$`` never matches before a trailing newline,
+Python's ``$`` does.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ TAG: Final = r"[\w][\w.-]{0,127}"
 # Go's [[:xdigit:]] spelled out; Python has no POSIX classes.
 DIGEST: Final = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9A-Fa-f]{32,}"
 IDENTIFIER: Final = r"([a-f0-9]{64})"
-IPV6_ADDRESS: Final = r"\[(?:[a-fA-F0-9:%]+)\]"
+IPV6_ADDRESS: Final = r"\[(?:[a-fA-F0-9:]+)\]"
 DOMAIN_NAME: Final = DOMAIN_NAME_COMPONENT + _any_times(r"\.", DOMAIN_NAME_COMPONENT)
 HOST: Final = "(?:" + DOMAIN_NAME + "|" + IPV6_ADDRESS + ")"
 DOMAIN_AND_PORT: Final = HOST + OPTIONAL_PORT
@@ -73,6 +74,46 @@ def go_lower(s: str) -> str:
     if s.isascii():
         return s.lower()
     return s.replace("\u0130", "i").lower()
+
+
+# Docker Hub normalization (normalize.go).
+REPOSITORY_NAME_TOTAL_LENGTH_MAX: Final = 255
+DEFAULT_DOMAIN: Final = "docker.io"
+LEGACY_DEFAULT_DOMAIN: Final = "index.docker.io"
+OFFICIAL_REPO_PREFIX: Final = "library/"
+DEFAULT_TAG: Final = "latest"
+
+
+def split_docker_domain(name: str) -> tuple[str, str]:
+    # Go splitDockerDomain: is the first component a registry host?
+    maybe_domain, sep, maybe_remote = name.partition("/")
+    if not sep:
+        # A single element ("ubuntu", "ubuntu:latest") is never a host.
+        return DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX + name
+    if maybe_domain == LOCALHOST:
+        domain, remote = maybe_domain, maybe_remote
+    elif maybe_domain == LEGACY_DEFAULT_DOMAIN:
+        domain, remote = DEFAULT_DOMAIN, maybe_remote
+    elif "." in maybe_domain or ":" in maybe_domain or go_lower(maybe_domain) != maybe_domain:
+        # A dot, a port or IPv6 colon, or uppercase (never valid in a path).
+        domain, remote = maybe_domain, maybe_remote
+    else:
+        domain, remote = DEFAULT_DOMAIN, name
+    if domain == DEFAULT_DOMAIN and "/" not in remote:
+        remote = OFFICIAL_REPO_PREFIX + remote
+    return domain, remote
+
+
+def familiarize_name(domain: str, path: str) -> tuple[str, str]:
+    # Go familiarizeName: only Docker Hub has a familiar form, and "library/"
+    # is dropped only for a single-component official image.
+    if domain != DEFAULT_DOMAIN:
+        return domain, path
+    if path.startswith(OFFICIAL_REPO_PREFIX):
+        remainder = path[len(OFFICIAL_REPO_PREFIX) :]
+        if "/" not in remainder:
+            return "", remainder
+    return "", path
 
 
 class BadPattern(ValueError):

@@ -27,7 +27,11 @@ def decide(
     for image in workload.images:
         for check, mode in enabled:
             for finding in check(image, facts, policy):
-                denies = mode is Mode.ENFORCE and (not finding.unknown or policy.failure_policy == "closed")
+                denies = (
+                    mode is Mode.ENFORCE
+                    and not finding.advisory
+                    and (not finding.unknown or policy.failure_policy == "closed")
+                )
                 judged.append(JudgedFinding(finding, mode, denies))
     return Decision(allowed=not any(j.denies for j in judged), findings=tuple(judged))
 

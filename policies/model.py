@@ -12,10 +12,12 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from policies.reference import InvalidReference, Reference, parse_normalized
+from policies.platforms import Platform
+from policies.reference import InvalidReference, Reference, parse_docker_ref, parse_normalized
 
 # Reviews repeat the same few images endlessly; a Reference is immutable, so parse each string once.
 _parse = lru_cache(maxsize=8192)(parse_normalized)
+_parse_docker = lru_cache(maxsize=8192)(parse_docker_ref)
 
 
 class Mode(StrEnum):
@@ -91,6 +93,11 @@ class ContainerImage:
         return cls(kind, name, image, pointer, display_path, pod, pull_policy, reference, error)
 
     @property
+    def pull_reference(self) -> str | None:
+        """What the kubelet asks the runtime to pull: `:latest` added, a tag beside a digest dropped."""
+        return str(_parse_docker(self.image)) if self.reference is not None else None
+
+    @property
     def label(self) -> str:
         noun = "image volume" if self.kind is ContainerKind.IMAGE_VOLUME else "container"
         return f'{noun} "{self.name}" image "{self.image}"'
@@ -106,14 +113,68 @@ class Workload:
     images: tuple[ContainerImage, ...]
 
 
+class LookupStatus(StrEnum):
+    """How a registry lookup ended. Every lookup ends as exactly one of these; none escapes as an exception."""
+
+    EXISTS = "exists"
+    NOT_FOUND = "notFound"
+    UNAUTHORIZED = "unauthorized"
+    DENIED = "denied"
+    RATE_LIMITED = "rateLimited"
+    DNS = "dns"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    TLS = "tls"
+    SERVER_ERROR = "serverError"
+    MALFORMED = "malformed"
+    NODE_LOCAL = "nodeLocal"  # localhost registries: only the node can see them
+    BLOCKED = "blocked"  # link-local / metadata addresses: never contacted from the webhook
+    NOT_CHECKED = "notChecked"  # offline, or no lookup was made
+
+    @property
+    def definite(self) -> bool:
+        """The outcome predicts the node's pull. The rest say only that the webhook could not tell."""
+        return self in _DEFINITE
+
+
+_DEFINITE = frozenset(
+    {LookupStatus.EXISTS, LookupStatus.NOT_FOUND, LookupStatus.UNAUTHORIZED, LookupStatus.DENIED, LookupStatus.TLS}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    """What the registry said about one pull reference, as the node would ask it."""
+
+    reference: str  # the pull reference looked up (docker.io/library/nginx:latest)
+    status: LookupStatus
+    registry: str  # the image's registry host as written (docker.io, registry.example.com:5000)
+    endpoint: str = ""  # the URL that gave the answer (a mirror from hosts.toml, or the registry itself)
+    detail: str = ""  # the cause in a few words: "x509: certificate signed by unknown authority"
+    digest: str | None = None
+    media_type: str | None = None
+    platforms: tuple[Platform, ...] | None = None  # None: not fetched; attestation entries excluded
+    credentials_sent: bool = False
+    credential_sources: tuple[str, ...] = ()  # e.g. "secret shop/regcred" (never the credential itself)
+    similar_tags: tuple[str, ...] = ()  # for NOT_FOUND, closest first, when the registry lists tags
+    retry_after_seconds: float | None = None
+    rate_limit: str = ""  # "remaining 0 of 100;w=21600" from the ratelimit-* headers
+
+
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What the service learned before deciding. Later issues add registry and cluster facts here.
+    """What the service learned before deciding.
 
-    `mirror_serves` maps a rewritten image string to whether the mirror has it (None: unknown).
+    `images` is keyed by pull reference. `mirror_serves` maps a rewritten image string to whether the mirror
+    has it (None: unknown).
     """
 
+    images: Mapping[str, ImageFacts] = field(default_factory=dict)
     mirror_serves: Mapping[str, bool | None] = field(default_factory=dict)
+
+    def image(self, container: ContainerImage) -> ImageFacts | None:
+        key = container.pull_reference
+        return self.images.get(key) if key is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +185,7 @@ class Finding:
     message: str  # what is wrong, naming the image (and registry, secret, platforms where relevant)
     hint: str  # how to fix it
     unknown: bool = False  # the check could not establish the outcome: follows failurePolicy
+    advisory: bool = False  # worth knowing, never a reason to deny (e.g. a node-local registry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,21 +15,27 @@ empty name). ``str()`` gives Go's ``String()`` for each.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar
 
 from policies._reference_grammar import (
     ANCHORED_NAME_RE,
+    DEFAULT_DOMAIN,
+    DEFAULT_TAG,
     DIGEST_HEX_LENGTH,
     DIGEST_RE,
     GO_DIGEST_RE,
     IDENTIFIER_RE,
-    LOCALHOST,
+    LEGACY_DEFAULT_DOMAIN,
     LOWER_HEX_RE,
+    OFFICIAL_REPO_PREFIX,
     REFERENCE_RE,
+    REPOSITORY_NAME_TOTAL_LENGTH_MAX,
     TAG_RE,
     BadPattern,
+    familiarize_name,
     go_lower,
     go_path_match,
+    split_docker_domain,
 )
 
 __all__ = [
@@ -66,12 +72,6 @@ __all__ = [
     "trim_named",
     "with_name",
 ]
-
-REPOSITORY_NAME_TOTAL_LENGTH_MAX: Final = 255
-DEFAULT_DOMAIN: Final = "docker.io"
-LEGACY_DEFAULT_DOMAIN: Final = "index.docker.io"
-OFFICIAL_REPO_PREFIX: Final = "library/"
-DEFAULT_TAG: Final = "latest"
 
 
 class InvalidReference(ValueError):
@@ -208,7 +208,7 @@ class Reference:
     @property
     def familiar_name(self) -> str:
         """Go ``FamiliarName``: ``docker.io/library/nginx`` -> ``nginx``."""
-        domain, path = _familiarize(self.domain, self.path)
+        domain, path = familiarize_name(self.domain, self.path)
         return f"{domain}/{path}" if domain else path
 
     @property
@@ -269,18 +269,6 @@ def _format(name: str, tag: str | None, digest: str | None) -> str:
     return out
 
 
-def _familiarize(domain: str, path: str) -> tuple[str, str]:
-    # Go familiarizeName: only Docker Hub has a familiar form, and "library/"
-    # is dropped only for a single-component official image.
-    if domain != DEFAULT_DOMAIN:
-        return domain, path
-    if path.startswith(OFFICIAL_REPO_PREFIX):
-        remainder = path[len(OFFICIAL_REPO_PREFIX) :]
-        if "/" not in remainder:
-            return "", remainder
-    return "", path
-
-
 def _split_name(name: str) -> tuple[str, str]:
     match = ANCHORED_NAME_RE.fullmatch(name)
     if match is None:
@@ -331,7 +319,7 @@ def parse_normalized(s: str) -> Reference:
     """Go ``ParseNormalizedNamed``: ``nginx:1.25`` -> ``docker.io/library/nginx:1.25``."""
     if IDENTIFIER_RE.fullmatch(s) is not None:
         raise HexadecimalName(s)
-    domain, remainder = _split_docker_domain(s)
+    domain, remainder = split_docker_domain(s)
     remote = remainder.partition(":")[0]
     if go_lower(remote) != remote:
         raise UppercaseName(f"invalid reference format: repository name ({remote}) must be lowercase")
@@ -373,26 +361,6 @@ def with_name(name: str) -> Reference:
     """Go ``WithName``: a name-only reference, split but not normalized."""
     domain, path = _split_name(name)
     return Reference(domain, path)
-
-
-def _split_docker_domain(name: str) -> tuple[str, str]:
-    # Go splitDockerDomain: is the first component a registry host?
-    maybe_domain, sep, maybe_remote = name.partition("/")
-    if not sep:
-        # A single element ("ubuntu", "ubuntu:latest") is never a host.
-        return DEFAULT_DOMAIN, OFFICIAL_REPO_PREFIX + name
-    if maybe_domain == LOCALHOST:
-        domain, remote = maybe_domain, maybe_remote
-    elif maybe_domain == LEGACY_DEFAULT_DOMAIN:
-        domain, remote = DEFAULT_DOMAIN, maybe_remote
-    elif "." in maybe_domain or ":" in maybe_domain or go_lower(maybe_domain) != maybe_domain:
-        # A dot, a port or IPv6 colon, or uppercase (never valid in a path).
-        domain, remote = maybe_domain, maybe_remote
-    else:
-        domain, remote = DEFAULT_DOMAIN, name
-    if domain == DEFAULT_DOMAIN and "/" not in remote:
-        remote = OFFICIAL_REPO_PREFIX + remote
-    return domain, remote
 
 
 def is_name_only(ref: Reference) -> bool:

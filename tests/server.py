@@ -70,7 +70,13 @@ class PullguardServer:
             self.process.wait(timeout=10)
 
 
-def start_pullguard(directory: Path, policy: str | None = None, host: str = "127.0.0.1") -> PullguardServer:
+def start_pullguard(
+    directory: Path,
+    policy: str | None = None,
+    host: str = "127.0.0.1",
+    offline: bool = True,
+) -> PullguardServer:
+    """`offline` (the default) makes no registry lookups: tests only ever reach registries on loopback."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port(host)
     command = [
@@ -91,6 +97,8 @@ def start_pullguard(directory: Path, policy: str | None = None, host: str = "127
         "--ip",
         "::1",
     ]
+    if offline:
+        command.append("--offline")
     policy_path = None
     if policy is not None:
         policy_path = directory / "policy.yaml"

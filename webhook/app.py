@@ -33,6 +33,7 @@ class Service:
     gatherer: FactGatherer = field(default_factory=FactGatherer)
     readiness: list[Callable[[], bool]] = field(default_factory=list)
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    shutdown: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
 
 
 def create_app(service: Service) -> FastAPI:
@@ -43,6 +44,8 @@ def create_app(service: Service) -> FastAPI:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for close in service.shutdown:
+            await close()
 
     app = FastAPI(title="pullguard", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
 

@@ -15,6 +15,7 @@ from policies.model import JudgedFinding, Workload
 from webhook.facts import FactGatherer
 from webhook.manifests import Document, ManifestError, read
 from webhook.pipeline import judge
+from webhook.registry.client import RegistryClient
 from webhook.workloads import MalformedObjectError, extract, is_workload
 
 EXIT_CLEAN, EXIT_ENFORCED, EXIT_INPUT = 0, 1, 2
@@ -35,7 +36,7 @@ def run_check(paths: list[str], config: Path | None, offline: bool, output: str)
     except (PolicyError, ManifestError) as exc:
         print(f"pullguard check: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    results = asyncio.run(_judge_all(workloads, policy, FactGatherer()))
+    results = asyncio.run(_judge_all(workloads, policy, offline))
     sys.stdout.write(_FORMATS[output](results))
     return EXIT_ENFORCED if any(r.judged.denies for r in results) else EXIT_CLEAN
 
@@ -56,10 +57,14 @@ def _workload(doc: Document) -> Workload:
         raise ManifestError(f"{doc.source}:{doc.line}: {doc.body['kind']}: {exc}") from None
 
 
-async def _judge_all(
-    workloads: list[tuple[Document, Workload]], policy: Policy, gatherer: FactGatherer
-) -> list[Result]:
-    decisions = await asyncio.gather(*(judge(w, policy, gatherer, "validate") for _, w in workloads))
+async def _judge_all(workloads: list[tuple[Document, Workload]], policy: Policy, offline: bool) -> list[Result]:
+    registry = None if offline else RegistryClient()
+    gatherer = FactGatherer(registry)
+    try:
+        decisions = await asyncio.gather(*(judge(w, policy, gatherer, "validate") for _, w in workloads))
+    finally:
+        if registry is not None:
+            await registry.close()
     return [Result(doc, w, j) for (doc, w), d in zip(workloads, decisions, strict=True) for j in d.findings]
 
 

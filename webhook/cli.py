@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--dns", action="append", default=None, help="SAN for a generated certificate")
     serve.add_argument("--ip", action="append", default=None, help="IP SAN for a generated certificate")
+    serve.add_argument("--offline", action="store_true", help="make no registry lookups")
     serve.add_argument("--log-level", default=os.environ.get("PULLGUARD_LOG_LEVEL", "info"))
 
     make_certs = commands.add_parser("certs", help="write a development CA and serving certificate")
@@ -77,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config=args.config,
                 dns_names=args.dns or defaults.dns_names,
                 ips=args.ip or defaults.ips,
+                offline=args.offline,
             )
         )
         return 0

@@ -44,6 +44,22 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.registry_lookups = Counter(
+            "pullguard_registry_lookups", "Upstream registry lookups by outcome.", ("status",), registry=self.registry
+        )
+        self.registry_cache = Counter(
+            "pullguard_registry_cache",
+            "Registry lookups by cache result (hit, miss, coalesced).",
+            ("result",),
+            registry=self.registry,
+        )
+        self.registry_latency = Histogram(
+            "pullguard_registry_request_duration_seconds",
+            "Upstream registry request latency.",
+            ("method",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         # labels() looks children up under a lock on every call; reviews reuse a handful of label sets.
         self._review_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._finding_children: dict[tuple[str, str, str], Any] = {}

@@ -12,8 +12,10 @@ import uvicorn
 
 from webhook import certs
 from webhook.app import Service, create_app
+from webhook.facts import FactGatherer
 from webhook.metrics import Metrics
 from webhook.policy_source import PolicyFileWatcher, PolicyHolder
+from webhook.registry.client import RegistryClient
 from webhook.tls import ReloadingTLS
 
 log = logging.getLogger("pullguard.server")
@@ -28,6 +30,7 @@ class ServeOptions:
     dns_names: list[str] = field(default_factory=lambda: ["localhost"])
     ips: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     poll_seconds: float = 1.0
+    offline: bool = False  # no registry lookups: image facts are "not checked"
 
 
 def build_service(options: ServeOptions, metrics: Metrics) -> Service:
@@ -37,7 +40,14 @@ def build_service(options: ServeOptions, metrics: Metrics) -> Service:
         watcher = PolicyFileWatcher(holder, options.config, options.poll_seconds)
         watcher.poll()  # the first read happens before serving; an invalid file leaves the embedded default
         background.append(watcher.run)
-    return Service(holder=holder, metrics=metrics, background=background)
+    registry = None if options.offline else RegistryClient(metrics)
+    return Service(
+        holder=holder,
+        metrics=metrics,
+        gatherer=FactGatherer(registry),
+        background=background,
+        shutdown=[registry.close] if registry is not None else [],
+    )
 
 
 def serve(options: ServeOptions) -> None:

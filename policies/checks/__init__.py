@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from policies.checks import latest_tag, reference
+from policies.checks import image_exists, latest_tag, reference
 from policies.config import Policy
 from policies.model import ContainerImage, Facts, Finding
 
@@ -13,4 +13,5 @@ CheckFunction = Callable[[ContainerImage, Facts, Policy], Sequence[Finding]]
 ALL_CHECKS: tuple[tuple[str, CheckFunction], ...] = (
     (reference.NAME, reference.check),
     (latest_tag.NAME, latest_tag.check),
+    (image_exists.NAME, image_exists.check),
 )

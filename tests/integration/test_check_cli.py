@@ -12,9 +12,10 @@ from reviews import DATA
 MANIFESTS = DATA / "manifests"
 
 
-def check(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def check(*args: str, stdin: str | None = None, offline: bool = True) -> subprocess.CompletedProcess[str]:
+    """Offline unless asked: tests reach registries on loopback only (see tests/integration/test_registry_*)."""
     return subprocess.run(
-        [sys.executable, "-m", "webhook.cli", "check", *args],
+        [sys.executable, "-m", "webhook.cli", "check", *args, *(["--offline"] if offline else [])],
         input=stdin,
         capture_output=True,
         text=True,

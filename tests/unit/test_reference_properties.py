@@ -156,7 +156,7 @@ def test_rewrites_revalidate_and_keep_the_rest(source: str, new_domain: str, new
             parsed.digest,
         )
         assert ref.parse_normalized(str(moved)) == moved
-    assert parsed.with_name(parsed.familiar_name) == parsed
+    assert parsed.with_name(parsed.name) == parsed
     assert parsed.with_tag(new_tag).tag == new_tag
     assert parsed.with_tag(new_tag).digest == parsed.digest
     assert parsed.with_digest(new_digest).tag == parsed.tag

@@ -1,0 +1,126 @@
+"""`imageExists`: does the registry serve this image to this pod, as the node would ask for it?
+
+Definite outcomes (not found, unauthorized, denied, TLS) predict ErrImagePull, then ImagePullBackOff. The rest
+(network, timeouts, rate limits, server errors) only say the webhook could not tell: they are `unknown` and
+follow `failurePolicy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from policies.config import Policy
+from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Reason
+
+NAME = "imageExists"
+
+
+def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
+    found = facts.image(image)
+    if found is None or found.status in (LookupStatus.EXISTS, LookupStatus.NOT_CHECKED):
+        return ()
+    message, hint = _explain(found)
+    status = found.status
+    return (
+        Finding(
+            check=NAME,
+            container=image,
+            reason=Reason.ERR_IMAGE_PULL if status.definite else Reason.UNVERIFIED,
+            message=f"{image.label}: {message}",
+            hint=hint,
+            unknown=not status.definite,
+            advisory=status is LookupStatus.NODE_LOCAL,
+        ),
+    )
+
+
+def _repository(reference: str) -> str:
+    name = reference.split("@", 1)[0]
+    return name[: name.rfind(":")] if name.rfind(":") > name.rfind("/") else name
+
+
+def _sources(found: ImageFacts) -> str:
+    return ", ".join(found.credential_sources) or "the pod's pull secrets"
+
+
+def _explain(found: ImageFacts) -> tuple[str, str]:
+    registry, detail = found.registry, found.detail
+    repository = _repository(found.reference)
+    match found.status:
+        case LookupStatus.NOT_FOUND:
+            hint = (
+                "existing tags closest to it: " + ", ".join(found.similar_tags)
+                if found.similar_tags
+                else "check the repository and tag, or push the image"
+            )
+            return f"not found in registry {registry} ({detail or 'manifest unknown'})", hint
+        case LookupStatus.UNAUTHORIZED if found.credentials_sent:
+            return (
+                f"registry {registry} rejected the credentials in {_sources(found)}",
+                f"update the pull secret with credentials that can pull {repository}",
+            )
+        case LookupStatus.UNAUTHORIZED:
+            return (
+                f"registry {registry} requires authentication and no pull secret matches it",
+                f"add an imagePullSecret for {registry} (kubectl create secret docker-registry)",
+            )
+        case LookupStatus.DENIED:
+            return (
+                f"registry {registry} denied pull access ({detail or 'insufficient scope'})",
+                f"grant pull on {repository} to the account in {_sources(found)}, or check the repository name",
+            )
+        case LookupStatus.TLS:
+            return f"TLS to {found.endpoint or registry} failed: {detail}", _tls_hint(found)
+        case LookupStatus.RATE_LIMITED:
+            limit = f"; {found.rate_limit}" if found.rate_limit else ""
+            after = f"; retry after {found.retry_after_seconds:g}s" if found.retry_after_seconds is not None else ""
+            return (
+                f"could not verify: registry {registry} is rate limiting pulls{limit}{after}",
+                "authenticate pulls with an imagePullSecret or serve the image from a mirror",
+            )
+        case LookupStatus.DNS:
+            return (
+                f"could not verify: registry host {registry} does not resolve ({detail})",
+                "check the host name; the nodes' resolver must resolve it too",
+            )
+        case LookupStatus.REFUSED:
+            return (
+                f"could not verify: {found.endpoint or registry} refused the connection",
+                "check that the registry is running and the host and port are right",
+            )
+        case LookupStatus.TIMEOUT:
+            return (
+                f"could not verify: registry {registry} did not answer in time ({detail})",
+                "check the network path from the cluster to the registry",
+            )
+        case LookupStatus.SERVER_ERROR:
+            return (
+                f"could not verify: registry {registry} failed ({detail})",
+                "the registry is failing: retry later or serve the image from a mirror",
+            )
+        case LookupStatus.MALFORMED:
+            return (
+                f"could not verify: registry {registry} sent a malformed answer ({detail})",
+                f"check that {registry} is an OCI registry and not a proxy or login page",
+            )
+        case LookupStatus.NODE_LOCAL:
+            return (
+                f"cannot verify from the webhook: {registry} is local to each node",
+                f"make sure every node serves it, or map {registry} in registry.hostsDir",
+            )
+        case LookupStatus.BLOCKED:
+            return (
+                f"could not verify: {registry} resolves to a link-local or metadata address ({detail})",
+                "use a routable registry address, or set registry.allowLinkLocal if this is intended",
+            )
+    return f"registry {registry}: {found.status} ({detail})", "check the image and the registry"
+
+
+def _tls_hint(found: ImageFacts) -> str:
+    host = found.registry
+    lowered = found.detail.lower()
+    if "hostname" in lowered or "ip address mismatch" in lowered:
+        return f"use the name the registry's certificate is issued for, or reissue it to include {host}"
+    if "expired" in lowered or "not yet valid" in lowered:
+        return f"renew the certificate of {host}"
+    return f"install the registry's CA under /etc/containerd/certs.d/{host}/ on every node (and in registry.hostsDir)"

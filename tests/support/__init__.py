@@ -1,0 +1,1 @@
+"""Test support: real docker-registry processes, a token issuer, image pushers and fault servers."""

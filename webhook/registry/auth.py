@@ -1,0 +1,168 @@
+"""Registry authentication: Basic, and the Bearer token flow of the distribution token spec.
+
+Where credentials go (Docker's rule): to the registry host that challenged, and to the token realm that
+host names, whatever the realm's host. Never over plain HTTP unless the peer is on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+
+from policies.model import LookupStatus
+from webhook.registry.challenge import Challenge, parse_challenges
+from webhook.registry.classify import classify_exception, classify_status
+from webhook.registry.guard import is_node_local
+
+DEFAULT_TOKEN_SECONDS = 60.0  # the token spec's default when expires_in is absent
+MAX_TOKEN_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+    source: str = ""  # where it came from, for messages: "secret shop/regcred"
+
+    @property
+    def identity(self) -> str:
+        """Stable, non-reversible: keys caches without keeping the secret in the key."""
+        return hashlib.sha256(f"{self.username}\0{self.password}".encode()).hexdigest()[:24]
+
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+
+class AuthError(Exception):
+    """Authentication could not be completed; carries the lookup status it amounts to."""
+
+    def __init__(self, status: LookupStatus, detail: str, credentials_sent: bool) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.credentials_sent = status, detail, credentials_sent
+
+
+def may_carry_credentials(url: httpx.URL) -> bool:
+    return url.scheme == "https" or is_node_local(url.netloc.decode())
+
+
+class Authenticator:
+    """Remembers each host's challenge and caches tokens per (realm, service, scope, identity)."""
+
+    def __init__(self) -> None:
+        self._challenges: dict[str, list[Challenge]] = {}
+        self._tokens: dict[tuple[str, str, str, str], tuple[float, str]] = {}
+        self.token_requests = 0
+
+    def remember(self, host: str, response: httpx.Response) -> list[Challenge]:
+        challenges = parse_challenges(response.headers.get_list("www-authenticate"))
+        if challenges:
+            self._challenges[host] = challenges
+        return challenges
+
+    def cached_header(self, host: str, repository: str, credential: Credential | None, url: httpx.URL) -> str | None:
+        """The header to send up front, when this host's challenge is already known (saves a round trip)."""
+        for challenge in self._challenges.get(host, []):
+            if challenge.scheme == "bearer":
+                entry = self._tokens.get(self._token_key(challenge, repository, credential))
+                if entry is not None and entry[0] > time.monotonic():
+                    return f"Bearer {entry[1]}"
+            if challenge.scheme == "basic" and credential is not None and may_carry_credentials(url):
+                return credential.basic()
+        return None
+
+    async def header(
+        self,
+        client: httpx.AsyncClient,
+        challenges: list[Challenge],
+        repository: str,
+        credential: Credential | None,
+        url: httpx.URL,
+    ) -> str | None:
+        """Answer a 401's challenges: a Bearer token (fetched or cached), or Basic credentials. None: nothing
+        to offer (no credentials for a Basic challenge)."""
+        for challenge in challenges:
+            if challenge.scheme == "bearer" and challenge.realm:
+                return "Bearer " + await self._token(client, challenge, repository, credential)
+        for challenge in challenges:
+            if challenge.scheme == "basic" and credential is not None:
+                if not may_carry_credentials(url):
+                    raise AuthError(
+                        LookupStatus.UNAUTHORIZED, "credentials withheld: plain HTTP to a remote host", False
+                    )
+                return credential.basic()
+        return None
+
+    def _token_key(
+        self, challenge: Challenge, repository: str, credential: Credential | None
+    ) -> tuple[str, str, str, str]:
+        scope = f"repository:{repository}:pull"
+        return (
+            challenge.realm,
+            challenge.parameters.get("service", ""),
+            scope,
+            credential.identity if credential else "",
+        )
+
+    async def _token(
+        self, client: httpx.AsyncClient, challenge: Challenge, repository: str, credential: Credential | None
+    ) -> str:
+        key = self._token_key(challenge, repository, credential)
+        cached = self._tokens.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        realm = httpx.URL(challenge.realm)
+        if realm.scheme not in ("http", "https"):
+            raise AuthError(LookupStatus.MALFORMED, f"token realm is not an http(s) URL: {challenge.realm}", False)
+        params = {"scope": key[2]}
+        if key[1]:
+            params["service"] = key[1]
+        headers = {}
+        sent = False
+        if credential is not None:
+            if not may_carry_credentials(realm):
+                raise AuthError(LookupStatus.UNAUTHORIZED, "credentials withheld: plain HTTP token realm", False)
+            headers["Authorization"], sent = credential.basic(), True
+        self.token_requests += 1
+        try:
+            response = await client.get(str(realm.copy_merge_params(params)), headers=headers)
+        except httpx.HTTPError as exc:
+            status, detail = classify_exception(exc)
+            raise AuthError(status, f"token service {realm.host}: {detail}", sent) from None
+        if response.status_code in (401, 403):
+            raise AuthError(
+                LookupStatus.UNAUTHORIZED, f"token service {realm.host} refused: HTTP {response.status_code}", sent
+            )
+        if response.status_code != 200:
+            status, detail = classify_status(response)
+            raise AuthError(status, f"token service {realm.host}: {detail}", sent)
+        token, seconds = _read_token(response.content)
+        self._tokens[key] = (time.monotonic() + max(seconds - 5, 1), token)
+        return token
+
+
+def _read_token(body: bytes) -> tuple[str, float]:
+    if len(body) > MAX_TOKEN_BYTES:
+        raise AuthError(LookupStatus.MALFORMED, "token response too large", True)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise AuthError(LookupStatus.MALFORMED, "token response is not JSON", True) from None
+    token = document.get("token") or document.get("access_token") if isinstance(document, dict) else None
+    if not isinstance(token, str) or not token:
+        raise AuthError(LookupStatus.MALFORMED, "token response without token or access_token", True)
+    expires = document.get("expires_in")
+    seconds = float(expires) if isinstance(expires, int | float) and expires > 0 else DEFAULT_TOKEN_SECONDS
+    return token, seconds
+
+
+def scope_error(response: httpx.Response) -> bool:
+    """A 401 whose Bearer challenge says the token lacked the scope: access denied, not bad credentials."""
+    return any(
+        c.parameters.get("error") == "insufficient_scope"
+        for c in parse_challenges(response.headers.get_list("www-authenticate"))
+    )

@@ -1,0 +1,62 @@
+"""A TTL cache whose misses are coalesced: concurrent lookups of one key make one upstream call.
+
+The shared call is shielded, so a review that hits its deadline stops waiting without cancelling the
+lookup: the answer still lands in the cache for the retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+Value = TypeVar("Value")
+
+
+class CoalescingCache(Generic[Value]):
+    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._entries: OrderedDict[Hashable, tuple[float, Value]] = OrderedDict()
+        self._inflight: dict[Hashable, asyncio.Future[Value]] = {}
+        self._max_entries = max_entries
+        self._clock = clock
+        self.hits = self.misses = self.coalesced = 0
+
+    def peek(self, key: Hashable) -> Value | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return entry[1]
+
+    async def get(
+        self, key: Hashable, produce: Callable[[], Awaitable[Value]], ttl: Callable[[Value], float]
+    ) -> tuple[Value, str]:
+        """The cached or produced value, and how it was had: "hit", "coalesced" or "miss"."""
+        cached = self.peek(key)
+        if cached is not None:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return cached, "hit"
+        running = self._inflight.get(key)
+        if running is not None:
+            self.coalesced += 1
+            return await asyncio.shield(running), "coalesced"
+        self.misses += 1
+        task: asyncio.Future[Value] = asyncio.ensure_future(produce())
+        self._inflight[key] = task
+
+        def store(done: asyncio.Future[Value]) -> None:
+            self._inflight.pop(key, None)
+            if done.cancelled() or done.exception() is not None:
+                return
+            value = done.result()
+            seconds = ttl(value)
+            if seconds > 0:
+                self._entries[key] = (self._clock() + seconds, value)
+                self._entries.move_to_end(key)
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
+
+        task.add_done_callback(store)
+        return await asyncio.shield(task), "miss"

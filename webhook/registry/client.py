@@ -1,0 +1,311 @@
+"""Ask registries about images the way a node's containerd would, and end every lookup as an `ImageFacts`.
+
+One lookup: the endpoints containerd would use (hosts.toml mirrors in order, then the registry), a HEAD of the
+manifest with containerd's Accept list, the platforms from the index or the config blob when asked, and the
+closest existing tags when the tag is missing. Lookups are cached and coalesced by pull reference and
+credential identity; documents are cached by digest for good (content-addressed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hashlib
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import replace
+
+import httpx
+
+from policies.config import RegistryConfig
+from policies.model import ImageFacts, LookupStatus
+from policies.platforms import Platform
+from policies.reference import Reference
+from webhook.metrics import Metrics
+from webhook.registry import manifests
+from webhook.registry.auth import Authenticator, AuthError, Credential, scope_error
+from webhook.registry.cache import CoalescingCache
+from webhook.registry.classify import classify_exception, classify_status, rate_limit
+from webhook.registry.guard import AddressGuard, is_node_local
+from webhook.registry.hosts import (
+    DOCKER_IO_ENDPOINT,
+    HostsConfigError,
+    RegistryEndpoint,
+    find_host_dir,
+    is_proxy,
+    lookup_endpoints,
+    request_url,
+    resolve_endpoints,
+)
+
+MAX_PER_REGISTRY = 8  # concurrent upstream requests per registry host: a review storm must not DoS it
+MAX_DOCUMENTS = 4096
+UNKNOWN_TTL_SECONDS = 5.0  # network trouble: retry soon, but do not hammer a struggling registry
+_NO_CREDENTIAL: tuple[None] = (None,)
+
+
+class RegistryClient:
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
+        self._clients: dict[tuple[object, ...], httpx.AsyncClient] = {}
+        self._auth = Authenticator()
+        self._guard = AddressGuard()
+        self._cache: CoalescingCache[ImageFacts] = CoalescingCache()
+        self._platforms: OrderedDict[str, tuple[Platform, ...]] = OrderedDict()
+        self._limits: dict[str, asyncio.Semaphore] = {}
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    async def lookup(
+        self,
+        reference: Reference,
+        credentials: Sequence[Credential],
+        config: RegistryConfig,
+        *,
+        platforms: bool = True,
+    ) -> ImageFacts:
+        """Never raises for anything the registry or the network does: the outcome is in `status`."""
+        key = (str(reference), tuple(c.identity for c in credentials), platforms, config)
+        facts, how = await self._cache.get(
+            key, lambda: self._bounded(reference, credentials, config, platforms), lambda f: _ttl(f, config)
+        )
+        if self._metrics is not None:
+            self._metrics.registry_cache.labels(how).inc()
+            if how == "miss":
+                self._metrics.registry_lookups.labels(facts.status).inc()
+        return facts
+
+    async def _bounded(
+        self, reference: Reference, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool
+    ) -> ImageFacts:
+        try:
+            async with asyncio.timeout(config.timeout_seconds):
+                return await self._resolve(reference, credentials, config, platforms)
+        except TimeoutError:
+            detail = f"no answer within {config.timeout_seconds:g}s"
+            return ImageFacts(str(reference), LookupStatus.TIMEOUT, reference.domain, detail=detail)
+
+    async def _resolve(
+        self, reference: Reference, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool
+    ) -> ImageFacts:
+        registry = reference.domain
+        base = ImageFacts(str(reference), LookupStatus.NOT_FOUND, registry)
+        if is_node_local(registry) and find_host_dir(config.hosts_dir, registry) is None:
+            return replace(base, status=LookupStatus.NODE_LOCAL, detail="node-local registry")
+        try:
+            # strict=False: a broken hosts.toml is skipped by containerd too, which then uses the cert files
+            endpoints = resolve_endpoints(config.hosts_dir, registry, strict=False)
+        except HostsConfigError as exc:
+            return replace(base, status=LookupStatus.MALFORMED, detail=str(exc))
+        endpoints = lookup_endpoints(endpoints, by_digest=reference.digest is not None)
+        first_error: ImageFacts | None = None
+        not_found: ImageFacts | None = None
+        # containerd's resolver: 404 moves on silently; any other failure is remembered and moves on too;
+        # the first failure wins over "not found" when no endpoint has the image.
+        for endpoint in endpoints:
+            refusal = await self._guard.refusal(endpoint.host, config.allow_link_local)
+            if refusal is not None:
+                facts = replace(base, status=LookupStatus.BLOCKED, endpoint=endpoint.url, detail=refusal)
+            else:
+                facts = await self._at(endpoint, reference, credentials, platforms)
+            if facts.status is LookupStatus.EXISTS:
+                return facts
+            if facts.status is LookupStatus.NOT_FOUND:
+                not_found = not_found or facts
+            else:
+                first_error = first_error or facts
+        return first_error or not_found or replace(base, detail="no endpoint may resolve it (hosts.toml capabilities)")
+
+    async def _at(
+        self, endpoint: RegistryEndpoint, reference: Reference, credentials: Sequence[Credential], platforms: bool
+    ) -> ImageFacts:
+        own_host = endpoint.host == reference.domain or (
+            reference.domain == "docker.io" and endpoint.host == DOCKER_IO_ENDPOINT
+        )
+        # Credentials belong to the image's registry; mirrors from hosts.toml are asked anonymously.
+        attempts: Sequence[Credential | None] = credentials if credentials and own_host else _NO_CREDENTIAL
+        tried: list[ImageFacts] = []
+        for credential in attempts:
+            facts = await self._head(endpoint, reference, credential)
+            if facts.status is LookupStatus.EXISTS:
+                return await self._with_platforms(endpoint, reference, credential, facts) if platforms else facts
+            tried.append(facts)
+            if facts.status not in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
+                break  # only an authorization failure can depend on which credential was used
+        first = tried[0]
+        sources = tuple(c.source for c in attempts if c is not None and c.source)
+        first = replace(first, credential_sources=sources, credentials_sent=any(t.credentials_sent for t in tried))
+        if first.status is LookupStatus.NOT_FOUND and reference.tag is not None:
+            first = replace(first, similar_tags=await self._similar_tags(endpoint, reference, attempts[0]))
+        return first
+
+    async def _head(
+        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None
+    ) -> ImageFacts:
+        base = ImageFacts(str(reference), LookupStatus.EXISTS, reference.domain, endpoint=endpoint.url)
+        target = reference.digest or reference.tag or "latest"
+        try:
+            response, sent = await self._request("HEAD", endpoint, reference, credential, "manifests", target)
+            if response.status_code in (400, 405, 501):  # HEAD not supported here: ask with GET, as containerd does
+                response, sent = await self._request("GET", endpoint, reference, credential, "manifests", target)
+        except AuthError as exc:
+            return replace(base, status=exc.status, detail=exc.detail, credentials_sent=exc.credentials_sent)
+        except httpx.HTTPError as exc:
+            status, detail = classify_exception(exc)
+            return replace(base, status=status, detail=detail, credentials_sent=credential is not None)
+        if response.status_code == 200:
+            digest = response.headers.get("docker-content-digest") or (
+                "sha256:" + hashlib.sha256(response.content).hexdigest() if response.content else None
+            )
+            kind = manifests.media_type(response.headers.get("content-type", ""))
+            return replace(base, digest=digest, media_type=kind or None, credentials_sent=sent)
+        status, detail = classify_status(response)
+        if response.status_code == 401 and sent and scope_error(response):
+            status, detail = LookupStatus.DENIED, "insufficient_scope: the account may not pull this repository"
+        limit, retry = rate_limit(response) if status is LookupStatus.RATE_LIMITED else ("", None)
+        if status is LookupStatus.NOT_FOUND and response.request.method == "HEAD":
+            detail = "manifest unknown"
+        return replace(
+            base, status=status, detail=detail, credentials_sent=sent, rate_limit=limit, retry_after_seconds=retry
+        )
+
+    async def _with_platforms(
+        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None, facts: ImageFacts
+    ) -> ImageFacts:
+        digest = facts.digest
+        if digest is None:
+            return facts
+        known = self._platforms.get(digest)
+        if known is not None:
+            return replace(facts, platforms=known)
+        try:
+            body, content_type = await self._document(endpoint, reference, credential, "manifests", digest)
+            kind = manifests.media_type(content_type, body)
+            if kind in manifests.INDEX_TYPES:
+                found = manifests.index_platforms(body)
+            else:
+                config, _ = await self._document(
+                    endpoint, reference, credential, "blobs", manifests.config_digest(body)
+                )
+                found = (manifests.config_platform(config),)
+        except (httpx.HTTPError, AuthError, manifests.MalformedManifestError, ValueError) as exc:
+            return replace(facts, detail=f"exists; platforms unknown: {exc}")
+        self._platforms[digest] = found
+        while len(self._platforms) > MAX_DOCUMENTS:
+            self._platforms.popitem(last=False)
+        return replace(facts, platforms=found, media_type=kind or facts.media_type)
+
+    async def _document(
+        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None, kind: str, digest: str
+    ) -> tuple[bytes, str]:
+        response, _ = await self._request("GET", endpoint, reference, credential, kind, digest)
+        if response.status_code != 200:
+            raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request, response=response)
+        if len(response.content) > manifests.MAX_DOCUMENT_BYTES:
+            raise manifests.MalformedManifestError(f"{kind} document over {manifests.MAX_DOCUMENT_BYTES} bytes")
+        return response.content, response.headers.get("content-type", "")
+
+    async def _similar_tags(
+        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None
+    ) -> tuple[str, ...]:
+        try:
+            response, _ = await self._request("GET", endpoint, reference, credential, "tags", "list")
+            tags = response.json().get("tags") if response.status_code == 200 else None
+        except (httpx.HTTPError, AuthError, ValueError, AttributeError):
+            return ()
+        if not isinstance(tags, list) or reference.tag is None:
+            return ()
+        names = [t for t in tags if isinstance(t, str)]
+        return tuple(difflib.get_close_matches(reference.tag, names, n=5, cutoff=0.3))
+
+    async def _request(
+        self,
+        method: str,
+        endpoint: RegistryEndpoint,
+        reference: Reference,
+        credential: Credential | None,
+        *parts: str,
+    ) -> tuple[httpx.Response, bool]:
+        """One request with containerd's URL rules and the auth dance; returns (response, credentials sent)."""
+        url = httpx.URL(request_url(endpoint, reference.path, *parts))
+        if is_proxy(endpoint, reference.domain):
+            url = url.copy_merge_params({"ns": reference.domain})
+        try:
+            return await self._send(method, endpoint, url, reference.path, credential)
+        except httpx.HTTPError as exc:
+            status, _ = classify_exception(exc)
+            if not endpoint.http_fallback or status not in (LookupStatus.TLS, LookupStatus.REFUSED):
+                raise
+            # containerd's HTTP fallback for local or explicitly configured plain-HTTP hosts
+            return await self._send(method, endpoint, url.copy_with(scheme="http"), reference.path, credential)
+
+    async def _send(
+        self, method: str, endpoint: RegistryEndpoint, url: httpx.URL, repository: str, credential: Credential | None
+    ) -> tuple[httpx.Response, bool]:
+        client = self._client(endpoint)
+        headers = {"Accept": manifests.ACCEPT if "/manifests/" in url.path else "*/*"}
+        headers.update({name: values[0] for name, values in endpoint.headers if values})
+        upfront = self._auth.cached_header(endpoint.host, repository, credential, url)
+        if upfront is not None:
+            headers["Authorization"] = upfront
+        sent = upfront is not None and credential is not None
+        limit = self._limits.setdefault(endpoint.host, asyncio.Semaphore(MAX_PER_REGISTRY))
+        async with limit:
+            response = await self._timed(client, method, url, headers)
+            if response.status_code != 401:
+                return response, sent
+            challenges = self._auth.remember(endpoint.host, response)
+            answer = await self._auth.header(client, challenges, repository, credential, url)
+            if answer is None or answer == upfront:
+                return response, sent
+            headers["Authorization"] = answer
+            return await self._timed(client, method, url, headers), credential is not None
+
+    async def _timed(
+        self, client: httpx.AsyncClient, method: str, url: httpx.URL, headers: dict[str, str]
+    ) -> httpx.Response:
+        started = time.perf_counter()
+        try:
+            return await client.request(method, url, headers=headers)
+        finally:
+            if self._metrics is not None:
+                self._metrics.registry_latency.labels(method).observe(time.perf_counter() - started)
+
+    def _client(self, endpoint: RegistryEndpoint) -> httpx.AsyncClient:
+        key = (endpoint.ca_files, endpoint.client_pairs, bool(endpoint.skip_verify))
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = httpx.AsyncClient(
+                verify=_tls_context(endpoint),
+                cert=endpoint.client_pairs[0] if endpoint.client_pairs else None,
+                follow_redirects=True,  # blobs live behind redirects; httpx drops Authorization across hosts
+                max_redirects=5,
+                timeout=httpx.Timeout(30.0),  # the lookup's own deadline is the real bound
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                trust_env=False,  # proxies from the environment would not be the nodes' path
+            )
+        return client
+
+
+def _tls_context(endpoint: RegistryEndpoint) -> ssl.SSLContext | bool:
+    if endpoint.skip_verify:
+        return False
+    context = ssl.create_default_context()  # the system roots, plus the hosts.toml CAs, as containerd does
+    for ca_file in endpoint.ca_files:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+def _ttl(facts: ImageFacts, config: RegistryConfig) -> float:
+    if facts.status is LookupStatus.EXISTS:
+        return config.cache.positive_seconds
+    if facts.status is LookupStatus.RATE_LIMITED and facts.retry_after_seconds is not None:
+        return min(facts.retry_after_seconds, config.cache.negative_seconds)
+    if facts.status.definite:
+        return config.cache.negative_seconds
+    return min(UNKNOWN_TTL_SECONDS, config.cache.negative_seconds)

@@ -26,8 +26,8 @@ def pullguard_factory(tmp_path: Path) -> Iterator[Callable[..., PullguardServer]
     """Start servers of one's own (with a policy file to rewrite); all are stopped at the end of the test."""
     started: list[PullguardServer] = []
 
-    def start(policy: str | None = None, **kwargs: object) -> PullguardServer:
-        server = start_pullguard(tmp_path / f"server{len(started)}", policy=policy, **kwargs)  # type: ignore[arg-type]
+    def start(policy: str | None = None, offline: bool = True) -> PullguardServer:
+        server = start_pullguard(tmp_path / f"server{len(started)}", policy=policy, offline=offline)
         started.append(server)
         return server
 

@@ -159,11 +159,7 @@ class RegistryClient:
             status, detail = classify_exception(exc)
             return replace(base, status=status, detail=detail, credentials_sent=credential is not None)
         if response.status_code == 200:
-            digest = response.headers.get("docker-content-digest") or (
-                "sha256:" + hashlib.sha256(response.content).hexdigest() if response.content else None
-            )
-            kind = manifests.media_type(response.headers.get("content-type", ""))
-            return replace(base, digest=digest, media_type=kind or None, credentials_sent=sent)
+            return await self._found(endpoint, reference, credential, response, replace(base, credentials_sent=sent))
         status, detail = classify_status(response)
         if response.status_code == 401 and sent and scope_error(response):
             status, detail = LookupStatus.DENIED, "insufficient_scope: the account may not pull this repository"
@@ -173,6 +169,36 @@ class RegistryClient:
         return replace(
             base, status=status, detail=detail, credentials_sent=sent, rate_limit=limit, retry_after_seconds=retry
         )
+
+    async def _found(
+        self,
+        endpoint: RegistryEndpoint,
+        reference: Reference,
+        credential: Credential | None,
+        response: httpx.Response,
+        base: ImageFacts,
+    ) -> ImageFacts:
+        """A 200: the digest and media type, checked the way the pull will check them."""
+        digest = response.headers.get("docker-content-digest")
+        body = response.content if response.request.method == "GET" else None
+        content_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
+        if body is None and (digest is None or content_type in manifests.GENERIC_TYPES):
+            # the digest or the type is missing on HEAD: the GET body is the truth
+            try:
+                body, _ = await self._document(
+                    endpoint, reference, credential, "manifests", reference.digest or reference.tag or "latest"
+                )
+            except (httpx.HTTPError, AuthError, manifests.MalformedManifestError) as exc:
+                return replace(base, status=LookupStatus.MALFORMED, detail=f"manifest unreadable: {exc}")
+            digest = digest or "sha256:" + hashlib.sha256(body).hexdigest()
+        try:
+            kind = manifests.media_type(response.headers.get("content-type", ""), body)
+        except manifests.MalformedManifestError as exc:
+            return replace(base, status=LookupStatus.MALFORMED, detail=f"manifest {exc}")
+        if kind not in manifests.MANIFEST_TYPES:
+            detail = f"unexpected content type {kind or '(none)'} for a manifest"
+            return replace(base, status=LookupStatus.MALFORMED, detail=detail)
+        return replace(base, digest=digest, media_type=kind)
 
     async def _with_platforms(
         self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None, facts: ImageFacts
@@ -193,7 +219,10 @@ class RegistryClient:
                     endpoint, reference, credential, "blobs", manifests.config_digest(body)
                 )
                 found = (manifests.config_platform(config),)
-        except (httpx.HTTPError, AuthError, manifests.MalformedManifestError, ValueError) as exc:
+        except (manifests.MalformedManifestError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+            # the tag resolves, but the pull would fail reading what it points to
+            return replace(facts, status=LookupStatus.MALFORMED, detail=f"manifest or config unreadable: {exc}")
+        except (httpx.HTTPError, AuthError, ValueError) as exc:
             return replace(facts, detail=f"exists; platforms unknown: {exc}")
         self._platforms[digest] = found
         while len(self._platforms) > MAX_DOCUMENTS:

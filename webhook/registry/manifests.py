@@ -14,6 +14,14 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+SCHEMA1_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "application/vnd.docker.distribution.manifest.v1+json",
+    }
+)
+MANIFEST_TYPES = INDEX_TYPES | {OCI_MANIFEST, DOCKER_MANIFEST} | SCHEMA1_TYPES
+GENERIC_TYPES = frozenset({"application/json", "text/plain", "application/octet-stream", ""})
 # containerd's resolver Accept list: registries answer 404 when the stored type is missing from it.
 ACCEPT = ", ".join((DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX, "*/*"))
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024  # containerd's own limit for manifests and indexes
@@ -25,7 +33,7 @@ class MalformedManifestError(ValueError):
 
 def media_type(content_type: str, body: bytes | None = None) -> str:
     declared = content_type.split(";", 1)[0].strip()
-    if declared and declared not in ("application/json", "text/plain", "application/octet-stream"):
+    if declared not in GENERIC_TYPES:
         return declared
     if body is not None:  # some registries serve everything as application/json: trust the document
         document = _json(body)

@@ -1,0 +1,668 @@
+"""A real, throw-away Kubernetes control plane for the end-to-end tests.
+
+``Cluster.start()`` runs etcd and kube-apiserver (built by
+``scripts/build-k8s-bins.sh``) on free loopback ports, writes a kubeconfig for
+an admin token in ``system:masters`` and waits for ``/readyz``. There is no
+controller-manager, scheduler or kubelet: objects are stored and admitted
+(including by admission webhooks) but nothing reconciles them.
+
+Because there is no token controller, no ``default`` ServiceAccount appears in
+new namespaces, and the ServiceAccount admission plugin (kept on, so pods reach
+webhooks mutated exactly as in a real cluster) rejects pods that use it. Use
+``Cluster.create_namespace()``, which also creates that ServiceAccount; the
+``default`` namespace gets one at start-up.
+
+    with Cluster.start() as cluster:
+        cluster.kubectl("get", "namespaces")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime
+import functools
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR_SCRIPT = REPO_ROOT / "scripts" / "k8s-bin-dir.sh"
+BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-k8s-bins.sh"
+BIN_DIR_ENV = "PULLGUARD_K8S_BIN"
+KEEP_WORKDIR_ENV = "PULLGUARD_E2E_KEEP"
+BINARIES = ("etcd", "kube-apiserver", "kubectl")
+
+ADMIN_USER = "pullguard-e2e-admin"
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not be started or used."""
+
+
+class BinariesMissingError(ClusterError):
+    """etcd, kube-apiserver or kubectl has not been built."""
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl exited non-zero; unlike the base class, str() shows its stderr."""
+
+    def __str__(self) -> str:
+        stderr = self.stderr if isinstance(self.stderr, str) else ""
+        return f"{super().__str__()}\nstderr:\n{stderr.strip()}"
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+def find_bin_dir() -> Path:
+    """The directory holding etcd, kube-apiserver and kubectl.
+
+    ``$PULLGUARD_K8S_BIN`` wins; otherwise ask ``scripts/k8s-bin-dir.sh``
+    (the version-keyed cache dir the build script fills).
+    """
+    override = os.environ.get(BIN_DIR_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    proc = subprocess.run(["bash", str(BIN_DIR_SCRIPT)], capture_output=True, text=True, timeout=30, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise ClusterError(f"{BIN_DIR_SCRIPT} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return Path(lines[-1])
+
+
+def missing_binaries(bin_dir: Path) -> list[str]:
+    """Names of the binaries that are absent from (or not executable in) ``bin_dir``."""
+    return [name for name in BINARIES if not os.access(bin_dir / name, os.X_OK)]
+
+
+def require_binaries(bin_dir: Path | None = None) -> Path:
+    """``bin_dir`` (or the default one) if it holds all binaries, else BinariesMissingError."""
+    bin_dir = bin_dir if bin_dir is not None else find_bin_dir()
+    missing = missing_binaries(bin_dir)
+    if missing:
+        raise BinariesMissingError(
+            f"missing {', '.join(missing)} in {bin_dir}; build them with {BUILD_SCRIPT} "
+            f"or point ${BIN_DIR_ENV} at a directory holding {', '.join(BINARIES)}"
+        )
+    return bin_dir
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+@dataclass(frozen=True)
+class IssuedCert:
+    """A serving certificate and its key, PEM-encoded."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
+        """Write ``<stem>.crt`` and ``<stem>.key`` into ``directory``; return both paths."""
+        cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+        cert_path.write_bytes(self.cert_pem)
+        key_path.write_bytes(self.key_pem)
+        key_path.chmod(0o600)
+        return cert_path, key_path
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A throw-away CA (ECDSA P-256) that issues serving certificates.
+
+    The apiserver's serving cert comes from one; webhook tests can make their
+    own and hand ``cert_pem`` to a webhook configuration as ``caBundle``.
+    """
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def create(cls, common_name: str = "pullguard-e2e-ca") -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - datetime.timedelta(minutes=5))
+            .not_valid_after(_now() + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert=cert, key=key)
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(self, hosts: Sequence[str], common_name: str | None = None) -> IssuedCert:
+        """A serving certificate for ``hosts`` (DNS names and/or IP addresses)."""
+        if not hosts:
+            raise ValueError("at least one host is needed")
+        sans: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                sans.append(x509.DNSName(host))
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name or hosts[0])]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - datetime.timedelta(minutes=5))
+            .not_valid_after(_now() + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return IssuedCert(cert_pem=cert.public_bytes(serialization.Encoding.PEM), key_pem=_pem_key(key))
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """Have the kernel SIGKILL the child if the test process dies without cleaning up."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log file ('' if it does not exist)."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class ManagedProcess:
+    """A child process whose stdout and stderr go to ``log_path``."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes]
+
+    @classmethod
+    def spawn(cls, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> Self:
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads are forking here
+            )
+        return cls(name=name, argv=argv, log_path=log_path, popen=popen)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log_path, lines)
+
+    def describe_exit(self) -> str:
+        return (
+            f"{self.name} (pid {self.pid}) exited with {self.popen.returncode}; "
+            f"last lines of {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Idempotent."""
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.terminate()
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.kill()
+            self.popen.wait(timeout=timeout)
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], bool],
+    timeout: float,
+    proc: ManagedProcess,
+    interval: float = 0.1,
+) -> None:
+    """Poll ``probe`` until it is true; fail fast if ``proc`` dies, and with its log on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not proc.alive():
+            raise ClusterError(f"{what}: {proc.describe_exit()}")
+        if probe():
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"{what}: not ready after {timeout:.0f}s; last lines of {proc.log_path}:\n{proc.log_tail()}"
+            )
+        time.sleep(interval)
+
+
+def _http_ok(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# --------------------------------------------------------------------------- etcd
+
+
+def start_etcd(bin_dir: Path, workdir: Path, timeout: float = 30.0, attempts: int = 3) -> tuple[ManagedProcess, str]:
+    """Run a single-member etcd on free loopback ports; return it and its client URL."""
+    last_error: ClusterError | None = None
+    for attempt in range(attempts):
+        client_url = f"http://127.0.0.1:{free_port()}"
+        peer_url = f"http://127.0.0.1:{free_port()}"
+        data_dir = workdir / f"etcd-data-{attempt}"
+        argv = [
+            str(bin_dir / "etcd"),
+            "--name=pullguard-e2e",
+            f"--data-dir={data_dir}",
+            f"--listen-client-urls={client_url}",
+            f"--advertise-client-urls={client_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=pullguard-e2e={peer_url}",
+            "--initial-cluster-state=new",
+            # Test data is thrown away: skip fsync, it dominates etcd latency.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+        proc = ManagedProcess.spawn("etcd", argv, workdir / "etcd.log")
+        try:
+            with httpx.Client() as client:
+                wait_until("etcd", functools.partial(_http_ok, client, f"{client_url}/health"), timeout, proc)
+        except ClusterError as exc:
+            proc.stop()
+            last_error = exc
+            continue  # most likely a port someone else grabbed meanwhile: try new ones
+        return proc, client_url
+    assert last_error is not None
+    raise last_error
+
+
+# --------------------------------------------------------------------------- kube-apiserver
+
+
+def _write_kubeconfig(path: Path, server: str, ca_file: Path, token: str) -> None:
+    config: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "pullguard-e2e", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": ADMIN_USER, "user": {"token": token}}],
+        "contexts": [{"name": "pullguard-e2e", "context": {"cluster": "pullguard-e2e", "user": ADMIN_USER}}],
+        "current-context": "pullguard-e2e",
+        "preferences": {},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+
+
+def _apiserver_argv(bin_dir: Path, workdir: Path, etcd_url: str, port: int, extra_args: Sequence[str]) -> list[str]:
+    return [
+        str(bin_dir / "kube-apiserver"),
+        f"--etcd-servers={etcd_url}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={workdir / 'apiserver.crt'}",
+        f"--tls-private-key-file={workdir / 'apiserver.key'}",
+        # Only a fallback for anything the flags above do not cover; keeps
+        # the apiserver from writing into its working directory.
+        f"--cert-dir={workdir / 'apiserver-certs'}",
+        f"--token-auth-file={workdir / 'tokens.csv'}",
+        "--authorization-mode=RBAC",
+        f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+        f"--service-account-key-file={workdir / 'sa.pub'}",
+        f"--service-account-signing-key-file={workdir / 'sa.key'}",
+        f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+        # The endpoint reconciler publishes the advertise address as the
+        # endpoint of the "kubernetes" Service and refuses to start with a
+        # loopback one ("may not be in the loopback range"). Nothing in
+        # these tests reaches the apiserver through that Service.
+        "--endpoint-reconciler-type=none",
+        # Default plugin set (which includes MutatingAdmissionWebhook and
+        # ValidatingAdmissionWebhook), named explicitly so a changed default
+        # cannot silently turn webhooks off.
+        "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+        "--profiling=false",
+        "--v=1",
+        *extra_args,
+    ]
+
+
+@dataclass
+class Cluster:
+    """A running etcd + kube-apiserver pair and an admin kubeconfig for it."""
+
+    server: str
+    """``https://127.0.0.1:<port>``."""
+    kubeconfig: Path
+    token: str
+    """Bearer token of an admin in ``system:masters``."""
+    ca_file: Path
+    """CA bundle that verifies the apiserver's serving certificate."""
+    bin_dir: Path
+    workdir: Path
+    etcd_url: str
+    ca: CertificateAuthority = field(repr=False)
+    processes: list[ManagedProcess] = field(default_factory=list, repr=False)
+    remove_workdir: bool = field(default=True, repr=False)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def start(
+        cls,
+        bin_dir: Path | None = None,
+        workdir: Path | None = None,
+        timeout: float = 90.0,
+        apiserver_args: Sequence[str] = (),
+    ) -> Cluster:
+        """Start etcd and kube-apiserver and wait until ``/readyz`` is ok.
+
+        ``bin_dir`` defaults to :func:`find_bin_dir`; ``workdir`` (certs,
+        kubeconfig, logs, etcd data) to a fresh temp dir that ``stop()``
+        removes unless ``$PULLGUARD_E2E_KEEP`` is set. ``apiserver_args`` are
+        appended to the kube-apiserver command line. On any failure everything
+        already started is stopped and ClusterError carries the log tail.
+        """
+        bin_dir = require_binaries(bin_dir)
+        created_workdir = workdir is None
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="pullguard-e2e-"))
+        else:
+            workdir.mkdir(parents=True, exist_ok=True)
+
+        ca = CertificateAuthority.create()
+        ca_file = workdir / "ca.crt"
+        ca_file.write_bytes(ca.cert_pem)
+        ca.issue(["localhost", "127.0.0.1", "::1"], common_name="kube-apiserver").write(workdir, "apiserver")
+        sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (workdir / "sa.key").write_bytes(_pem_key(sa_key))
+        (workdir / "sa.pub").write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        token = secrets.token_urlsafe(32)
+        # token,user,uid,"group1,group2"
+        (workdir / "tokens.csv").write_text(f'{token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
+
+        cluster = cls(
+            server="",
+            kubeconfig=workdir / "kubeconfig",
+            token=token,
+            ca_file=ca_file,
+            bin_dir=bin_dir,
+            workdir=workdir,
+            etcd_url="",
+            ca=ca,
+            remove_workdir=created_workdir and not os.environ.get(KEEP_WORKDIR_ENV),
+        )
+        try:
+            etcd, cluster.etcd_url = start_etcd(bin_dir, workdir)
+            cluster.processes.append(etcd)
+            cluster._start_apiserver(timeout, apiserver_args)
+            _write_kubeconfig(cluster.kubeconfig, cluster.server, ca_file, token)
+            cluster.ensure_default_service_account("default")
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def _start_apiserver(self, timeout: float, extra_args: Sequence[str], attempts: int = 3) -> None:
+        for attempt in range(attempts):
+            port = free_port()
+            self.server = f"https://127.0.0.1:{port}"
+            argv = _apiserver_argv(self.bin_dir, self.workdir, self.etcd_url, port, extra_args)
+            proc = ManagedProcess.spawn("kube-apiserver", argv, self.workdir / "kube-apiserver.log")
+            self.processes.append(proc)
+            try:
+                with self.http_client() as client:
+                    wait_until(
+                        "kube-apiserver /readyz",
+                        functools.partial(_http_ok, client, "/readyz"),
+                        timeout,
+                        proc,
+                        0.25,
+                    )
+            except ClusterError as exc:
+                proc.stop()
+                self.processes.remove(proc)
+                port_taken = "address already in use" in proc.log_tail(10)
+                if port_taken and attempt + 1 < attempts:
+                    continue
+                raise ClusterError(f"{exc}\n(all flags: {' '.join(argv)})") from None
+            return
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the apiserver, then etcd; remove the workdir if we made it. Idempotent."""
+        errors: list[BaseException] = []
+        for proc in reversed(self.processes):
+            try:
+                proc.stop(timeout)
+            except BaseException as exc:  # keep stopping the others
+                errors.append(exc)
+        self.processes.clear()
+        if self.remove_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.remove_workdir = False
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def running(self) -> bool:
+        return bool(self.processes) and all(p.alive() for p in self.processes)
+
+    def apiserver_log_tail(self, lines: int = 40) -> str:
+        return tail(self.workdir / "kube-apiserver.log", lines)
+
+    # ----------------------------------------------------------------- clients
+
+    def http_client(self, timeout: float = 10.0) -> httpx.Client:
+        """An httpx client for the apiserver, authenticated as the admin, verifying its CA."""
+        return httpx.Client(
+            base_url=self.server,
+            verify=ssl.create_default_context(cafile=str(self.ca_file)),
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=timeout,
+        )
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run our kubectl (by absolute path) against this cluster; text in, text out.
+
+        With ``check`` a non-zero exit raises KubectlError, whose message includes stderr.
+        """
+        argv = [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
+        env = dict(os.environ)
+        env.pop("KUBECONFIG", None)
+        env["KUBECACHEDIR"] = str(self.workdir / "kube-cache")  # keep ~/.kube untouched
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        if check and proc.returncode != 0:
+            raise KubectlError(proc.returncode, argv, proc.stdout, proc.stderr)
+        return proc
+
+    def kubectl_json(self, *args: str, input: str | None = None, timeout: float = 60.0) -> Any:
+        """``kubectl <args> -o json``, parsed."""
+        return json.loads(self.kubectl(*args, "-o", "json", input=input, timeout=timeout).stdout)
+
+    def apply(self, manifest: str | dict[str, Any] | list[dict[str, Any]], *args: str) -> str:
+        """``kubectl apply -f -`` of YAML text or object(s); extra ``args`` e.g. ``--dry-run=server``."""
+        if not isinstance(manifest, str):
+            docs = manifest if isinstance(manifest, list) else [manifest]
+            manifest = yaml.safe_dump_all(docs, sort_keys=False)
+        return self.kubectl("apply", "-f", "-", *args, input=manifest).stdout
+
+    # ----------------------------------------------------------------- helpers
+
+    def ensure_default_service_account(self, namespace: str, timeout: float = 30.0) -> None:
+        """Create ServiceAccount ``default`` in ``namespace`` (no controller does it here)."""
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": namespace},
+        }
+        deadline = time.monotonic() + timeout
+        while True:
+            # Right after /readyz the namespace may still be being created.
+            proc = self.kubectl("apply", "-f", "-", input=json.dumps(manifest), check=False, timeout=timeout)
+            if proc.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+            time.sleep(0.25)
+
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
+        """Create a namespace with its ``default`` ServiceAccount (so pods can be admitted)."""
+        manifest: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        if labels:
+            manifest["metadata"]["labels"] = labels
+        self.kubectl("create", "-f", "-", input=json.dumps(manifest))
+        self.ensure_default_service_account(name)
+
+    def issue_cert(self, hosts: Sequence[str]) -> IssuedCert:
+        """A serving cert from this cluster's CA (``ca_file`` verifies it)."""
+        return self.ca.issue(hosts)
+
+
+@contextlib.contextmanager
+def running_cluster(**kwargs: Any) -> Iterator[Cluster]:
+    """``Cluster.start(**kwargs)`` as a context manager that always stops it."""
+    cluster = Cluster.start(**kwargs)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _main() -> int:
+    """``python tests/e2e/cluster.py``: start a cluster, print how to reach it, wait for Ctrl-C."""
+    with running_cluster() as cluster:
+        print(f"server:     {cluster.server}")
+        print(f"kubeconfig: {cluster.kubeconfig}")
+        print(f"kubectl:    {cluster.bin_dir / 'kubectl'} --kubeconfig={cluster.kubeconfig}")
+        print("Ctrl-C stops it.", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while cluster.running():
+                time.sleep(1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
+
+
+__all__ = [
+    "BINARIES",
+    "BinariesMissingError",
+    "CertificateAuthority",
+    "Cluster",
+    "ClusterError",
+    "IssuedCert",
+    "KubectlError",
+    "ManagedProcess",
+    "find_bin_dir",
+    "free_port",
+    "missing_binaries",
+    "require_binaries",
+    "running_cluster",
+    "tail",
+]

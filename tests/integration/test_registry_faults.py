@@ -1,0 +1,185 @@
+"""Failures a registry or the network can produce, each classified, each answered before the deadline.
+
+Real conditions where the machine can make them (a stopped port, a socket that never answers, a name that
+does not resolve inside a network namespace with only loopback, a wrong CA); tiny loopback servers for what
+a real registry will not do on demand (500, 429 with rate-limit headers, garbage)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from registry_helpers import config, lookup, map_host
+from support.faults import Fault, start_blackhole, start_delaying_proxy, start_fault_server
+from support.faults import refused_endpoint as make_refused_endpoint
+from support.images import StandardImages
+from support.registry import RegistryServer
+
+from policies.model import LookupStatus
+from webhook.registry.client import RegistryClient
+
+pytestmark = pytest.mark.registry
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[RegistryClient]:
+    registry_client = RegistryClient()
+    yield registry_client
+    await registry_client.close()
+
+
+async def timed_lookup(client: RegistryClient, image: str, hosts: Path, timeout: float = 2.0):  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    facts = await lookup(client, image, config(hosts, timeout=timeout))
+    return facts, time.monotonic() - started
+
+
+async def test_connection_refused(client: RegistryClient, tmp_path: Path) -> None:
+    refused = make_refused_endpoint()
+    try:
+        hosts = map_host(tmp_path, "registry.example.com", f"http://{refused.host}")
+        facts, elapsed = await timed_lookup(client, "registry.example.com/app:1", hosts)
+    finally:
+        refused.stop()
+    assert facts.status is LookupStatus.REFUSED
+    assert elapsed < 2
+
+
+async def test_stopped_registry_is_refused(client: RegistryClient, tmp_path: Path) -> None:
+    from support.registry import start_plain_registry
+
+    registry = start_plain_registry()
+    hosts = map_host(tmp_path, registry.host, registry.url)
+    registry.stop()
+    facts, _ = await timed_lookup(client, f"{registry.host}/app:1", hosts)
+    assert facts.status is LookupStatus.REFUSED
+
+
+async def test_blackhole_times_out_within_the_budget(client: RegistryClient, tmp_path: Path) -> None:
+    with start_blackhole(lifetime=30) as blackhole:
+        hosts = map_host(tmp_path, "registry.example.com", blackhole.url)
+        facts, elapsed = await timed_lookup(client, "registry.example.com/app:1", hosts, timeout=1.0)
+    assert facts.status is LookupStatus.TIMEOUT
+    assert 0.9 <= elapsed < 1.5
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "detail"),
+    [
+        (Fault.SERVER_ERROR, LookupStatus.SERVER_ERROR, "HTTP 500"),
+        (Fault.RATE_LIMITED, LookupStatus.RATE_LIMITED, "HTTP 429"),
+        (Fault.NOT_JSON, LookupStatus.MALFORMED, "not JSON"),
+        (Fault.TRUNCATED, LookupStatus.MALFORMED, "unreadable"),
+        (Fault.WRONG_CONTENT_TYPE, LookupStatus.MALFORMED, "unexpected content type text/html"),
+    ],
+)
+async def test_faulty_servers(
+    client: RegistryClient, tmp_path: Path, fault: Fault, status: LookupStatus, detail: str
+) -> None:
+    with start_fault_server(fault, lifetime=30) as server:
+        hosts = map_host(tmp_path, "registry.example.com", server.url)
+        facts, elapsed = await timed_lookup(client, "registry.example.com/app:1", hosts)
+    assert facts.status is status, facts
+    assert detail in facts.detail
+    assert elapsed < 2
+    if fault is Fault.RATE_LIMITED:
+        assert facts.rate_limit == "remaining 0;w=21600 of 100;w=21600"
+        assert facts.retry_after_seconds == 30
+
+
+async def test_unresolvable_name_is_dns(tmp_path: Path) -> None:
+    """Run the lookup in a network namespace that has only loopback: the name cannot resolve, and no query
+    leaves the machine."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is needed for a network namespace")
+    script = (
+        "import asyncio, sys; sys.path.insert(0, 'tests/integration');"
+        "from registry_helpers import config, lookup;"
+        "from webhook.registry.client import RegistryClient;"
+        "facts = asyncio.run(lookup(RegistryClient(), 'registry.pullguard.invalid/app:1', config(None, timeout=2)));"
+        "print(facts.status.value, '|', facts.detail)"
+    )
+    result = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0 and "Operation not permitted" in result.stderr:
+        result = subprocess.run(
+            ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", script],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    status, detail = result.stdout.strip().split(" | ", 1)
+    assert status == "dns"
+    assert "lookup failed" in detail
+
+
+async def test_a_review_with_eight_slow_images_answers_by_its_deadline(tmp_path: Path) -> None:
+    """Through the gatherer: 8 distinct images behind a blackhole, 1 s budget, one answer at ~1 s."""
+    from policies.config import parse_policy
+    from policies.model import ContainerImage, ContainerKind, PodContext, Workload
+    from webhook.facts import FactGatherer
+
+    with start_blackhole(lifetime=30) as blackhole:
+        hosts = map_host(tmp_path, "registry.example.com", blackhole.url)
+        policy = parse_policy(f"registry: {{timeoutSeconds: 1, hostsDir: {json.dumps(str(hosts))}}}")
+        images = tuple(
+            ContainerImage.create(
+                kind=ContainerKind.CONTAINER,
+                name=f"c{i}",
+                image=f"registry.example.com/app{i}:1",
+                pointer=f"/spec/containers/{i}/image",
+                display_path=f"spec.containers[{i}]",
+                pod=PodContext("default"),
+            )
+            for i in range(8)
+        )
+        registry = RegistryClient()
+        try:
+            started = time.monotonic()
+            facts = await FactGatherer(registry).gather(Workload("Pod", "default", "p", images), policy)
+            elapsed = time.monotonic() - started
+        finally:
+            await registry.close()
+    assert 0.9 <= elapsed < 1.6
+    assert {f.status for f in facts.images.values()} == {LookupStatus.TIMEOUT}
+    assert len(facts.images) == 8
+
+
+@pytest.fixture
+def slow_proxy(plain_registry: RegistryServer) -> Iterator[object]:
+    with start_delaying_proxy(plain_registry.url, delay_ms=50, lifetime=120) as proxy:
+        yield proxy
+
+
+async def test_identical_concurrent_lookups_make_one_upstream_request(
+    client: RegistryClient,
+    slow_proxy,
+    standard_images: StandardImages,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    pushed = standard_images.oci_index
+    hosts = map_host(tmp_path, "registry.example.com", slow_proxy.url)
+    image = f"registry.example.com/{pushed.repository}:{pushed.tag}"
+    results = await asyncio.gather(*(lookup(client, image, config(hosts)) for _ in range(200)))
+    assert {r.status for r in results} == {LookupStatus.EXISTS}
+    assert slow_proxy.manifest_requests(pushed.repository, pushed.tag) == 1
+    again = await lookup(client, image, config(hosts))  # and the next one is a cache hit
+    assert again.digest == pushed.digest
+    assert slow_proxy.manifest_requests(pushed.repository, pushed.tag) == 1

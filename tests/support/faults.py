@@ -152,6 +152,9 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, object]:
         sock, addr = super().get_request()
+        # Headers and body go out in separate writes: without NODELAY, Nagle plus the client's delayed ACK
+        # add ~40 ms to every keep-alive response, which would swamp the delays the tests inject.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context is not None:
             # Handshake lazily in the handler thread so a slow client cannot stall accept().
             sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)

@@ -33,6 +33,7 @@ class Reason(StrEnum):
     ERR_IMAGE_PULL = "ErrImagePull"
     IMAGE_PULL_BACKOFF = "ImagePullBackOff"
     ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    SECRET_IGNORED = "FailedToRetrieveImagePullSecret"  # noqa: S105 - the kubelet's event reason, not a secret
     NOT_REPRODUCIBLE = "NotReproducible"  # a floating tag: pulls succeed, but not always the same image
     UNVERIFIED = "Unverified"  # the outcome could not be established in time
 
@@ -162,15 +163,60 @@ class ImageFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretFacts:
+    """A pull secret as stored: type and base64 data, parsed by the checks (never logged, never printed)."""
+
+    namespace: str
+    name: str
+    type: str
+    data: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccountFacts:
+    namespace: str
+    name: str
+    image_pull_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = True
+    schedulable: bool = True
+    images: frozenset[str] = frozenset()  # every name in status.images (tags and digests), normalized
+    images_listed: int = 0  # how many entries status.images had
+    taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterFacts:
+    """The cluster as the webhook's caches see it, for one workload's namespace.
+
+    `known` is False when there is no cluster view at all (offline `check`): checks that need the cluster
+    then say nothing rather than guess. `secrets` maps each pull secret name the pod refers to (directly or
+    through its ServiceAccount) to the secret, or None when it does not exist.
+    """
+
+    known: bool = False
+    service_account: ServiceAccountFacts | None = None
+    secrets: Mapping[str, SecretFacts | None] = field(default_factory=dict)
+    nodes: tuple[NodeFacts, ...] = ()
+    max_node_images: int = 50  # the kubelet's --node-status-max-images default: a full list may be cut
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the service learned before deciding.
 
     `images` is keyed by pull reference. `mirror_serves` maps a rewritten image string to whether the mirror
-    has it (None: unknown).
+    has it (None: unknown). `cluster` is the cluster view for the workload's namespace.
     """
 
     images: Mapping[str, ImageFacts] = field(default_factory=dict)
     mirror_serves: Mapping[str, bool | None] = field(default_factory=dict)
+    cluster: ClusterFacts = field(default_factory=ClusterFacts)
 
     def image(self, container: ContainerImage) -> ImageFacts | None:
         key = container.pull_reference

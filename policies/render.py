@@ -42,9 +42,8 @@ def warning_lines(findings: Iterable[Finding]) -> list[str]:
 
 
 def denial_message(kind: str, namespace: str, name: str, denials: Sequence[Finding]) -> str:
-    """Readable in `kubectl` output: one line per problem, each with its fix."""
-    count = f"{len(denials)} image problem" + ("s" if len(denials) != 1 else "")
+    """Readable in `kubectl` output: one line per problem (shared problems once), each with its fix."""
+    problems = list(dict.fromkeys(f"- [{f.reason}] {_one_line(f.message)} (fix: {_one_line(f.hint)})" for f in denials))
+    count = f"{len(problems)} image problem" + ("s" if len(problems) != 1 else "")
     where = f"{namespace}/{name}" if namespace else name
-    lines = [f"pullguard denied {kind} {where}: {count} would stop its pods from starting"]
-    lines += [f"- [{f.reason}] {_one_line(f.message)} (fix: {_one_line(f.hint)})" for f in denials]
-    return "\n".join(lines)
+    return "\n".join([f"pullguard denied {kind} {where}: {count} would stop its pods from starting", *problems])

@@ -13,6 +13,7 @@ import orjson
 from policies.config import DEFAULT_POLICY, Policy, PolicyError, parse_policy
 from policies.model import JudgedFinding, Workload
 from webhook.facts import FactGatherer
+from webhook.kube.view import ClusterView, StaticClusterView
 from webhook.manifests import Document, ManifestError, read
 from webhook.pipeline import judge
 from webhook.registry.client import RegistryClient
@@ -36,7 +37,7 @@ def run_check(paths: list[str], config: Path | None, offline: bool, output: str)
     except (PolicyError, ManifestError) as exc:
         print(f"pullguard check: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    results = asyncio.run(_judge_all(workloads, policy, offline))
+    results = asyncio.run(_judge_all(workloads, policy, offline, _file_view(documents)))
     sys.stdout.write(_FORMATS[output](results))
     return EXIT_ENFORCED if any(r.judged.denies for r in results) else EXIT_CLEAN
 
@@ -57,9 +58,18 @@ def _workload(doc: Document) -> Workload:
         raise ManifestError(f"{doc.source}:{doc.line}: {doc.body['kind']}: {exc}") from None
 
 
-async def _judge_all(workloads: list[tuple[Document, Workload]], policy: Policy, offline: bool) -> list[Result]:
+def _file_view(documents: list[Document]) -> StaticClusterView | None:
+    """Secrets, ServiceAccounts and Nodes in the input form the cluster view; with none, there is no view and
+    the cluster checks stay silent rather than call every referenced secret missing."""
+    objects = [d.body for d in documents if d.body.get("kind") in StaticClusterView.CLUSTER_KINDS]
+    return StaticClusterView(objects) if objects else None
+
+
+async def _judge_all(
+    workloads: list[tuple[Document, Workload]], policy: Policy, offline: bool, view: ClusterView | None
+) -> list[Result]:
     registry = None if offline else RegistryClient()
-    gatherer = FactGatherer(registry)
+    gatherer = FactGatherer(registry, view)
     try:
         decisions = await asyncio.gather(*(judge(w, policy, gatherer, "validate") for _, w in workloads))
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from policies.checks import image_exists, latest_tag, reference
+from policies.checks import architecture, image_exists, latest_tag, never_pull, pull_secrets, reference
 from policies.config import Policy
 from policies.model import ContainerImage, Facts, Finding
 
@@ -14,4 +14,7 @@ ALL_CHECKS: tuple[tuple[str, CheckFunction], ...] = (
     (reference.NAME, reference.check),
     (latest_tag.NAME, latest_tag.check),
     (image_exists.NAME, image_exists.check),
+    (pull_secrets.NAME, pull_secrets.check),
+    (architecture.NAME, architecture.check),
+    (never_pull.NAME, never_pull.check),
 )

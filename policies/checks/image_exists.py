@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from policies.config import Policy
-from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Reason
+from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Mode, Reason
 
 NAME = "imageExists"
+_AUTHORIZATION = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
 
 
 def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
     found = facts.image(image)
-    if found is None or found.status in (LookupStatus.EXISTS, LookupStatus.NOT_CHECKED):
-        return ()
+    if found is None or found.status in (LookupStatus.EXISTS, LookupStatus.NOT_CHECKED) or image.pull_policy == "Never":
+        return ()  # with imagePullPolicy Never the registry is never asked (the neverPull check's business)
+    if found.status in _AUTHORIZATION and policy.mode_for("pullSecrets", image.pod.namespace) is not Mode.OFF:
+        return ()  # who may pull is the pullSecrets check's to explain
     message, hint = _explain(found)
     status = found.status
     return (
@@ -53,6 +56,10 @@ def _explain(found: ImageFacts) -> tuple[str, str]:
                 if found.similar_tags
                 else "check the repository and tag, or push the image"
             )
+            if detail == "repository unknown":
+                return f"repository {repository} does not exist in registry {registry}", (
+                    "check the repository name (and the registry), or push the image"
+                )
             return f"not found in registry {registry} ({detail or 'manifest unknown'})", hint
         case LookupStatus.UNAUTHORIZED if found.credentials_sent:
             return (

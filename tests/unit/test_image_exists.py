@@ -16,10 +16,12 @@ def facts_for(status: LookupStatus, **kwargs: object) -> Facts:
     return Facts(images={REF: found})
 
 
+WITHOUT_PULL_SECRETS = parse_policy("checks: {pullSecrets: {mode: off}}")
+
+
 def only(status: LookupStatus, **kwargs: object):  # type: ignore[no-untyped-def]
-    (finding,) = image_exists.check(
-        image("registry.example.com/team/app:1.2"), facts_for(status, **kwargs), DEFAULT_POLICY
-    )
+    found = facts_for(status, **kwargs)
+    (finding,) = image_exists.check(image("registry.example.com/team/app:1.2"), found, WITHOUT_PULL_SECRETS)
     return finding
 
 
@@ -136,3 +138,24 @@ def test_facts_are_keyed_by_the_pull_reference() -> None:
     assert untagged.pull_reference == "registry.example.com/team/app:latest"
     digested = image("nginx:1.25@sha256:" + "a" * 64)
     assert digested.pull_reference == "docker.io/library/nginx@sha256:" + "a" * 64
+
+
+def test_authorization_is_left_to_the_pull_secrets_check_when_it_runs() -> None:
+    for status in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
+        assert image_exists.check(image(REF), facts_for(status), DEFAULT_POLICY) == ()
+        assert image_exists.check(image(REF), facts_for(status), WITHOUT_PULL_SECRETS)
+
+
+def test_never_pulled_images_are_not_the_registry_s_business() -> None:
+    from policies.model import ContainerImage, ContainerKind, PodContext
+
+    never = ContainerImage.create(
+        kind=ContainerKind.CONTAINER,
+        name="app",
+        image=REF,
+        pointer="/p",
+        display_path="p",
+        pod=PodContext("default"),
+        pull_policy="Never",
+    )
+    assert image_exists.check(never, facts_for(LookupStatus.NOT_FOUND), DEFAULT_POLICY) == ()

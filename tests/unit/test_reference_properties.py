@@ -149,9 +149,11 @@ def test_rewrites_revalidate_and_keep_the_rest(source: str, new_domain: str, new
             parsed.with_domain(new_domain)
     else:
         moved = parsed.with_domain(new_domain)
+        # moving a one-component path onto Docker Hub gains "library/", as the kubelet would read it
+        official = new_domain == ref.DEFAULT_DOMAIN and "/" not in parsed.path
         assert (moved.domain, moved.path, moved.tag, moved.digest) == (
             new_domain,
-            parsed.path,
+            f"library/{parsed.path}" if official else parsed.path,
             parsed.tag,
             parsed.digest,
         )

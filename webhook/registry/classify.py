@@ -44,6 +44,8 @@ def classify_exception(error: BaseException) -> tuple[LookupStatus, str]:
         }.get(type(error), "request")
         return LookupStatus.TIMEOUT, f"{phase} timeout"
     text = str(error)
+    if isinstance(error, httpx.RemoteProtocolError):
+        return LookupStatus.MALFORMED, f"incomplete or invalid HTTP response: {text}"
     lowered = text.lower()
     if "name or service not known" in lowered or "nodename nor servname" in lowered or "name resolution" in lowered:
         return LookupStatus.DNS, f"lookup failed: {text}"

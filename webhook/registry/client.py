@@ -27,7 +27,7 @@ from webhook.metrics import Metrics
 from webhook.registry import manifests
 from webhook.registry.auth import Authenticator, AuthError, Credential, scope_error
 from webhook.registry.cache import CoalescingCache
-from webhook.registry.classify import classify_exception, classify_status, rate_limit
+from webhook.registry.classify import classify_exception, classify_status, error_codes, rate_limit
 from webhook.registry.guard import AddressGuard, is_node_local
 from webhook.registry.hosts import (
     DOCKER_IO_ENDPOINT,
@@ -131,9 +131,9 @@ class RegistryClient:
         attempts: Sequence[Credential | None] = credentials if credentials and own_host else _NO_CREDENTIAL
         tried: list[ImageFacts] = []
         for credential in attempts:
-            facts = await self._head(endpoint, reference, credential)
+            facts, body = await self._manifest(endpoint, reference, credential, fetch_body=platforms)
             if facts.status is LookupStatus.EXISTS:
-                return await self._with_platforms(endpoint, reference, credential, facts) if platforms else facts
+                return await self._with_platforms(endpoint, reference, credential, facts, body) if platforms else facts
             tried.append(facts)
             if facts.status not in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
                 break  # only an authorization failure can depend on which credential was used
@@ -141,34 +141,47 @@ class RegistryClient:
         sources = tuple(c.source for c in attempts if c is not None and c.source)
         first = replace(first, credential_sources=sources, credentials_sent=any(t.credentials_sent for t in tried))
         if first.status is LookupStatus.NOT_FOUND and reference.tag is not None:
-            first = replace(first, similar_tags=await self._similar_tags(endpoint, reference, attempts[0]))
+            tags = await self._tags(endpoint, reference, attempts[0])
+            if tags is None:
+                first = replace(first, detail="repository unknown")
+            elif tags:
+                first = replace(
+                    first, similar_tags=tuple(difflib.get_close_matches(reference.tag, tags, n=5, cutoff=0.3))
+                )
         return first
 
-    async def _head(
-        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None
-    ) -> ImageFacts:
+    async def _manifest(
+        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None, *, fetch_body: bool
+    ) -> tuple[ImageFacts, bytes | None]:
+        """HEAD the manifest, as containerd resolves; GET it when its content is wanted anyway (platforms),
+        which saves a round trip."""
         base = ImageFacts(str(reference), LookupStatus.EXISTS, reference.domain, endpoint=endpoint.url)
         target = reference.digest or reference.tag or "latest"
+        method = "GET" if fetch_body else "HEAD"
         try:
-            response, sent = await self._request("HEAD", endpoint, reference, credential, "manifests", target)
+            response, sent = await self._request(method, endpoint, reference, credential, "manifests", target)
             if response.status_code in (400, 405, 501):  # HEAD not supported here: ask with GET, as containerd does
                 response, sent = await self._request("GET", endpoint, reference, credential, "manifests", target)
         except AuthError as exc:
-            return replace(base, status=exc.status, detail=exc.detail, credentials_sent=exc.credentials_sent)
+            return replace(base, status=exc.status, detail=exc.detail, credentials_sent=exc.credentials_sent), None
+        except manifests.MalformedManifestError as exc:
+            return replace(base, status=LookupStatus.MALFORMED, detail=str(exc)), None
         except httpx.HTTPError as exc:
             status, detail = classify_exception(exc)
-            return replace(base, status=status, detail=detail, credentials_sent=credential is not None)
+            return replace(base, status=status, detail=detail, credentials_sent=credential is not None), None
         if response.status_code == 200:
-            return await self._found(endpoint, reference, credential, response, replace(base, credentials_sent=sent))
+            found = await self._found(endpoint, reference, credential, response, replace(base, credentials_sent=sent))
+            return found, response.content if response.request.method == "GET" else None
         status, detail = classify_status(response)
         if response.status_code == 401 and sent and scope_error(response):
             status, detail = LookupStatus.DENIED, "insufficient_scope: the account may not pull this repository"
         limit, retry = rate_limit(response) if status is LookupStatus.RATE_LIMITED else ("", None)
-        if status is LookupStatus.NOT_FOUND and response.request.method == "HEAD":
-            detail = "manifest unknown"
-        return replace(
+        if status is LookupStatus.NOT_FOUND:
+            detail = "repository unknown" if "NAME_UNKNOWN" in detail else "manifest unknown"  # refined by _tags
+        facts = replace(
             base, status=status, detail=detail, credentials_sent=sent, rate_limit=limit, retry_after_seconds=retry
         )
+        return facts, None
 
     async def _found(
         self,
@@ -201,7 +214,12 @@ class RegistryClient:
         return replace(base, digest=digest, media_type=kind)
 
     async def _with_platforms(
-        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None, facts: ImageFacts
+        self,
+        endpoint: RegistryEndpoint,
+        reference: Reference,
+        credential: Credential | None,
+        facts: ImageFacts,
+        manifest: bytes | None,
     ) -> ImageFacts:
         digest = facts.digest
         if digest is None:
@@ -210,8 +228,10 @@ class RegistryClient:
         if known is not None:
             return replace(facts, platforms=known)
         try:
-            body, content_type = await self._document(endpoint, reference, credential, "manifests", digest)
-            kind = manifests.media_type(content_type, body)
+            if manifest is None:
+                manifest, _ = await self._document(endpoint, reference, credential, "manifests", digest)
+            body = manifest
+            kind = facts.media_type or manifests.media_type("", body)
             if kind in manifests.INDEX_TYPES:
                 found = manifests.index_platforms(body)
             else:
@@ -239,18 +259,18 @@ class RegistryClient:
             raise manifests.MalformedManifestError(f"{kind} document over {manifests.MAX_DOCUMENT_BYTES} bytes")
         return response.content, response.headers.get("content-type", "")
 
-    async def _similar_tags(
+    async def _tags(
         self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None
-    ) -> tuple[str, ...]:
+    ) -> list[str] | None:
+        """The repository's tags ([] when the registry will not list them); None when the repository is unknown."""
         try:
             response, _ = await self._request("GET", endpoint, reference, credential, "tags", "list")
+            if response.status_code == 404 and "NAME_UNKNOWN" in error_codes(response):
+                return None
             tags = response.json().get("tags") if response.status_code == 200 else None
         except (httpx.HTTPError, AuthError, ValueError, AttributeError):
-            return ()
-        if not isinstance(tags, list) or reference.tag is None:
-            return ()
-        names = [t for t in tags if isinstance(t, str)]
-        return tuple(difflib.get_close_matches(reference.tag, names, n=5, cutoff=0.3))
+            return []
+        return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
     async def _request(
         self,
@@ -300,7 +320,15 @@ class RegistryClient:
     ) -> httpx.Response:
         started = time.perf_counter()
         try:
-            return await client.request(method, url, headers=headers)
+            async with client.stream(method, url, headers=headers) as streamed:
+                body = bytearray()
+                async for chunk in streamed.aiter_bytes():
+                    body += chunk
+                    if len(body) > manifests.MAX_DOCUMENT_BYTES:  # a registry must not exhaust our memory
+                        raise manifests.MalformedManifestError(f"response over {manifests.MAX_DOCUMENT_BYTES} bytes")
+                return httpx.Response(
+                    streamed.status_code, headers=streamed.headers, content=bytes(body), request=streamed.request
+                )
         finally:
             if self._metrics is not None:
                 self._metrics.registry_latency.labels(method).observe(time.perf_counter() - started)

@@ -1,0 +1,58 @@
+"""`architecture`: the image has a build for the platforms of the nodes the pod may land on.
+
+containerd pulls with a platform matcher: an index without a matching entry, or a single-platform image of
+another architecture, fails with "no match for platform in manifest" (ErrImagePull).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from policies.config import Policy
+from policies.model import ContainerImage, Facts, Finding, Reason
+from policies.platforms import Platform, format, matches, node_platform
+from policies.scheduling import platform_demand
+
+NAME = "architecture"
+
+
+def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
+    found = facts.image(image)
+    if found is None or not found.platforms or image.pull_policy == "Never":
+        return ()
+    demand = platform_demand(image.pod, facts.cluster.nodes if facts.cluster.known else ())
+    if demand is None:
+        return ()
+    offered = found.platforms
+    fitting = [p for p in demand.platforms if any(matches(o, p) for o in offered)]
+    missing = [p for p in demand.platforms if p not in fitting]
+    if not missing:
+        return ()
+    offers = _list(offered)
+    if not fitting:
+        message = f"{image.label} has no build for {_list(missing)} (from {demand.source}; it offers {offers})"
+        hint = f"push a {_list(missing)} build (a multi-arch index), or pin the pod to {_arch_selector(offered)}"
+        return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message + ": no match for platform", hint),)
+    nodes = [n.name for n in demand.nodes if _node_platform_in(n.labels, missing)]
+    where = _names(nodes) if nodes else _list(missing)
+    message = f"{image.label} has no build for {_list(missing)}: pods on {where} would fail (no match for platform)"
+    hint = f"add nodeSelector {_arch_selector(fitting)} or push a multi-arch image"
+    return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, hint, advisory=True),)
+
+
+def _node_platform_in(labels: Mapping[str, str], platforms: list[Platform]) -> bool:
+    return node_platform(labels) in platforms
+
+
+def _list(platforms: Sequence[Platform]) -> str:
+    return ", ".join(dict.fromkeys(format(p) for p in platforms))
+
+
+def _arch_selector(platforms: Sequence[Platform]) -> str:
+    return f"kubernetes.io/arch: {platforms[0].architecture}" if platforms else "a matching architecture"
+
+
+def _names(nodes: list[str]) -> str:
+    shown = ", ".join(nodes[:3])
+    more = f" and {len(nodes) - 3} more" if len(nodes) > 3 else ""
+    return f"nodes {shown}{more}"

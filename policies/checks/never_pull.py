@@ -1,0 +1,69 @@
+"""`neverPull`: with `imagePullPolicy: Never` the kubelet only runs what the node already has; an image absent
+from every node the pod may land on ends in ErrImageNeverPull.
+
+Node status lists at most 50 images by default (the kubelet's --node-status-max-images): a node with a full
+list may have the image without saying so, so such nodes make the answer "cannot confirm", never a denial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from policies.config import Policy
+from policies.model import ContainerImage, Facts, Finding, NodeFacts, Reason
+from policies.scheduling import candidate_nodes
+
+NAME = "neverPull"
+HINT = (
+    "import it into containerd's k8s.io namespace on each node (ctr -n k8s.io images import; docker load is not "
+    "enough), or set imagePullPolicy: IfNotPresent"
+)
+
+
+def effective_pull_policy(image: ContainerImage) -> str:
+    """The API server's defaulting: `:latest` or no tag means Always, anything else IfNotPresent."""
+    if image.pull_policy:
+        return image.pull_policy
+    reference = image.reference
+    if reference is not None and reference.digest is None and reference.tag in (None, "latest"):
+        return "Always"
+    return "IfNotPresent"
+
+
+def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
+    if effective_pull_policy(image) != "Never" or image.reference is None or not facts.cluster.known:
+        return ()
+    nodes = candidate_nodes(image.pod, facts.cluster.nodes)
+    if not nodes:
+        return ()
+    wanted = image.pull_reference or image.image
+    having = [n for n in nodes if wanted in n.images]
+    if having == nodes:
+        return ()
+    lacking = [n for n in nodes if n not in having]
+    full = [n for n in lacking if n.images_listed >= facts.cluster.max_node_images]
+    if not having and not full:
+        message = f"{image.label} has imagePullPolicy Never and is on none of the {_count(nodes)} it may run on"
+        return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, HINT),)
+    if not having:
+        message = (
+            f"{image.label} has imagePullPolicy Never; cannot confirm it is on any node "
+            f"({_names(full)} list the maximum of {facts.cluster.max_node_images} images)"
+        )
+        return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, HINT, unknown=True),)
+    message = f"{image.label} has imagePullPolicy Never and is missing on {_names(lacking)}"
+    hint = "import it there too, or pin the pod to " + _names(having)
+    return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, hint, advisory=True),)
+
+
+def _count(nodes: Sequence[NodeFacts]) -> str:
+    return f"{len(nodes)} node" + ("s" if len(nodes) != 1 else "")
+
+
+def _names(nodes: Sequence[NodeFacts]) -> str:
+    shown = ", ".join(n.name for n in nodes[:3])
+    return (
+        f"node {shown}"
+        if len(nodes) == 1
+        else f"nodes {shown}" + (f" and {len(nodes) - 3} more" if len(nodes) > 3 else "")
+    )

@@ -1,0 +1,89 @@
+"""`pullSecrets`: the secrets the kubelet would use for an image exist, can be read, match the image's registry
+under the kubelet's keyring rules, and are accepted by the registry.
+
+The kubelet silently ignores a pull secret it cannot find or read and pulls anonymously: the failure shows up
+later as an unauthorized pull, far from its cause. These findings name the cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from policies.config import Policy
+from policies.credentials import PodCredentials, SecretProblem, pod_credentials
+from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Reason
+
+NAME = "pullSecrets"
+_AUTH_FAILURES = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
+
+
+def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
+    if image.reference is None or image.pull_policy == "Never":
+        return ()
+    found = facts.image(image)
+    findings: list[Finding] = []
+    credentials = pod_credentials(image.pod, facts.cluster) if facts.cluster.known else None
+    if credentials is not None:
+        findings += [_secret_finding(image, problem, credentials) for problem in credentials.problems]
+    if found is not None and found.status in _AUTH_FAILURES:
+        findings.append(_auth_finding(image, found, credentials))
+    elif (
+        credentials is not None
+        and credentials.registry_keys
+        and not credentials.for_image(image)
+        and (found is None or found.status is not LookupStatus.EXISTS)
+    ):
+        findings.append(_no_matching_entry(image, credentials))
+    return findings
+
+
+def _secret_finding(image: ContainerImage, problem: SecretProblem, credentials: PodCredentials) -> Finding:
+    namespace = image.pod.namespace
+    via = " (from its ServiceAccount)" if credentials.from_service_account else ""
+    create = f"kubectl create secret docker-registry {problem.secret} -n {namespace} --docker-server=<registry>"
+    match problem.problem:
+        case "missing":
+            message = f'imagePullSecret "{problem.secret}"{via} does not exist in namespace {namespace}'
+            message += ": the kubelet ignores it and pulls anonymously"
+            return Finding(NAME, image, Reason.SECRET_IGNORED, message, f"create it: {create}")
+        case "malformed":
+            message = f'imagePullSecret "{problem.secret}"{via} is malformed ({problem.detail}): pulls will fail'
+            return Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, f"recreate it: {create}")
+        case _:
+            message = f'imagePullSecret "{problem.secret}"{via} cannot be used ({problem.detail})'
+            return Finding(NAME, image, Reason.SECRET_IGNORED, message, f"recreate it as a pull secret: {create}")
+
+
+def _auth_finding(image: ContainerImage, found: ImageFacts, credentials: PodCredentials | None) -> Finding:
+    registry = found.registry
+    sources = ", ".join(found.credential_sources) or "the pod's pull secrets"
+    if found.status is LookupStatus.DENIED:
+        message = f"{image.label}: registry {registry} denied pull access with the credentials in {sources}"
+        hint = "grant that account pull access to the repository, or check the repository name"
+    elif found.credentials_sent:
+        message = f"{image.label}: the credentials in {sources} were rejected by registry {registry}"
+        hint = f"update the secret with current credentials for {registry}"
+    elif credentials is not None and credentials.registry_keys:
+        keys = ", ".join(credentials.registry_keys[:4])
+        message = (
+            f"{image.label}: registry {registry} requires authentication and no entry of "
+            f"{_names(credentials)} matches it (entries: {keys})"
+        )
+        hint = f"add an entry for {registry} to the pull secret (the key is the registry host)"
+    else:
+        message = f"{image.label}: unauthorized: registry {registry} requires credentials and the pod has none"
+        hint = f"add an imagePullSecret for {registry} (kubectl create secret docker-registry)"
+    return Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, hint)
+
+
+def _no_matching_entry(image: ContainerImage, credentials: PodCredentials) -> Finding:
+    registry = image.reference.domain if image.reference is not None else "?"
+    keys = ", ".join(credentials.registry_keys[:4])
+    message = f"{image.label}: no entry of {_names(credentials)} matches registry {registry} (entries: {keys})"
+    hint = f"add an entry for {registry} to the secret, unless the image is public"
+    # Without a registry answer this may be a public image: worth saying, not worth denying.
+    return Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, hint, advisory=True)
+
+
+def _names(credentials: PodCredentials) -> str:
+    return "secret " + ", ".join(f'"{n}"' for n in credentials.secret_names)

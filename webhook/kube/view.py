@@ -1,0 +1,112 @@
+"""What the rest of the service may ask the cluster view. Implemented by the informer-backed `KubeClusterView`
+(webhook/kube/informers.py) and by `StaticClusterView` (objects from files, for `pullguard check`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from policies.model import NodeFacts, SecretFacts, ServiceAccountFacts
+from policies.reference import InvalidReference, parse_docker_ref
+
+PULL_SECRET_TYPES = ("kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg")
+
+
+class ClusterView(Protocol):
+    def synced(self) -> bool:
+        """True once every cache has completed its first list (readiness)."""
+        ...
+
+    def secret(self, namespace: str, name: str) -> SecretFacts | None: ...
+
+    def service_account(self, namespace: str, name: str) -> ServiceAccountFacts | None: ...
+
+    def nodes(self) -> tuple[NodeFacts, ...]: ...
+
+
+def secret_facts(obj: Mapping[str, Any]) -> SecretFacts:
+    metadata = obj.get("metadata") or {}
+    data = obj.get("data") or {}
+    return SecretFacts(
+        namespace=str(metadata.get("namespace") or "default"),
+        name=str(metadata.get("name") or ""),
+        type=str(obj.get("type") or "Opaque"),
+        data={str(k): str(v) for k, v in data.items()} if isinstance(data, Mapping) else {},
+    )
+
+
+def service_account_facts(obj: Mapping[str, Any]) -> ServiceAccountFacts:
+    metadata = obj.get("metadata") or {}
+    secrets = obj.get("imagePullSecrets") or []
+    return ServiceAccountFacts(
+        namespace=str(metadata.get("namespace") or "default"),
+        name=str(metadata.get("name") or ""),
+        image_pull_secrets=tuple(str(s["name"]) for s in secrets if isinstance(s, Mapping) and s.get("name")),
+    )
+
+
+def node_facts(obj: Mapping[str, Any]) -> NodeFacts:
+    """A Node in the API's JSON shape (camelCase), as `kubectl get node -o json` prints it."""
+    metadata = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    conditions = status.get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions if isinstance(c, Mapping))
+    images = status.get("images") or []
+    names = {_pull_form(str(n)) for image in images if isinstance(image, Mapping) for n in (image.get("names") or [])}
+    taints = spec.get("taints") or []
+    return NodeFacts(
+        name=str(metadata.get("name") or ""),
+        labels={str(k): str(v) for k, v in (metadata.get("labels") or {}).items()},
+        ready=ready,
+        schedulable=not spec.get("unschedulable", False),
+        images=frozenset(names),
+        images_listed=len(images),
+        taints=tuple(
+            (str(t.get("key", "")), str(t.get("value", "")), str(t.get("effect", "")))
+            for t in taints
+            if isinstance(t, Mapping)
+        ),
+    )
+
+
+def _pull_form(name: str) -> str:
+    """Node status lists names as the runtime stores them; compare in the kubelet's pull form."""
+    try:
+        return str(parse_docker_ref(name))
+    except InvalidReference:
+        return name  # e.g. a bare image ID: kept, it just never matches a reference
+
+
+class StaticClusterView:
+    """A cluster view made of objects (Secrets, ServiceAccounts, Nodes), e.g. found in `check`'s input files."""
+
+    CLUSTER_KINDS = frozenset({"Secret", "ServiceAccount", "Node"})
+
+    def __init__(self, objects: Iterable[Mapping[str, Any]]) -> None:
+        self._secrets: dict[tuple[str, str], SecretFacts] = {}
+        self._accounts: dict[tuple[str, str], ServiceAccountFacts] = {}
+        nodes: list[NodeFacts] = []
+        for obj in objects:
+            kind = obj.get("kind")
+            if kind == "Secret":
+                secret = secret_facts(obj)
+                self._secrets[(secret.namespace, secret.name)] = secret
+            elif kind == "ServiceAccount":
+                account = service_account_facts(obj)
+                self._accounts[(account.namespace, account.name)] = account
+            elif kind == "Node":
+                nodes.append(node_facts(obj))
+        self._nodes = tuple(nodes)
+
+    def synced(self) -> bool:
+        return True
+
+    def secret(self, namespace: str, name: str) -> SecretFacts | None:
+        return self._secrets.get((namespace, name))
+
+    def service_account(self, namespace: str, name: str) -> ServiceAccountFacts | None:
+        return self._accounts.get((namespace, name))
+
+    def nodes(self) -> tuple[NodeFacts, ...]:
+        return self._nodes

@@ -23,5 +23,14 @@ async def validate(request: Request) -> Response:
 
 if __name__ == "__main__":
     cert_dir = Path(sys.argv[2])
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False, loop="uvloop",
-                http="httptools", ssl_certfile=cert_dir / "tls.crt", ssl_keyfile=cert_dir / "tls.key")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        ssl_certfile=cert_dir / "tls.crt",
+        ssl_keyfile=cert_dir / "tls.key",
+    )

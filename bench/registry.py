@@ -37,8 +37,12 @@ ROUNDS = 7
 
 def deployment(images: list[str]) -> dict:
     containers = [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench", "namespace": "default"},
-            "spec": {"template": {"spec": {"containers": containers}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "bench", "namespace": "default"},
+        "spec": {"template": {"spec": {"containers": containers}}},
+    }
 
 
 async def post(client: httpx.AsyncClient, url: str, images: list[str]) -> float:
@@ -53,8 +57,9 @@ async def post(client: httpx.AsyncClient, url: str, images: list[str]) -> float:
 
 async def measure(url: str, context: ssl.SSLContext, proxy) -> dict[str, float]:  # type: ignore[no-untyped-def]
     results: dict[str, float] = {}
-    async with httpx.AsyncClient(verify=context, timeout=30,
-                                 limits=httpx.Limits(max_connections=256, max_keepalive_connections=256)) as client:
+    async with httpx.AsyncClient(
+        verify=context, timeout=30, limits=httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    ) as client:
         await post(client, url, [f"{HOST}/warmup/app:0"])  # connection set-up and imports, not measured
         one = [await post(client, url, [f"{HOST}/one/app:{r}"]) for r in range(ROUNDS)]
         eight = [await post(client, url, [f"{HOST}/eight{i}/app:{r}" for i in range(8)]) for r in range(ROUNDS)]
@@ -91,10 +96,27 @@ def main() -> None:
             policy.write_text(f"registry: {{hostsDir: {json.dumps(str(work / 'certs.d'))}, timeoutSeconds: 5}}\n")
             cert_dir = work / "certs"
             port = free_port()
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "webhook.cli", "serve", "--port", str(port), "--cert-dir", str(cert_dir),
-                 "--config", str(policy), "--log-level", "warning"],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "webhook.cli",
+                        "serve",
+                        "--port",
+                        str(port),
+                        "--cert-dir",
+                        str(cert_dir),
+                        "--config",
+                        str(policy),
+                        "--log-level",
+                        "warning",
+                    ],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             deadline = time.monotonic() + 30
             while not (cert_dir / "ca.crt").exists() and time.monotonic() < deadline:
                 time.sleep(0.1)

@@ -26,7 +26,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from reviews import manifest, review  # noqa: E402
+from reviews import review  # noqa: E402
+from support.images import ImagePusher, build_image, build_index  # noqa: E402
+from support.registry import RegistryServer, start_plain_registry  # noqa: E402
+
+HOST = "registry.bench.example"  # mapped by a hosts.toml to a registry on loopback: no DNS, no outside traffic
+
+
+def bench_deployment() -> dict:
+    """3 containers, as the issue asks: one untagged (a warning to render), one multi-arch, one single-arch."""
+    images = [f"{HOST}/shop/web", f"{HOST}/shop/metrics:1.0", f"{HOST}/shop/sidecar:1.4.2"]
+    containers = [
+        {"name": name, "image": image} for name, image in zip(("web", "metrics", "sidecar"), images, strict=True)
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 2, "template": {"spec": {"containers": containers}}},
+    }
+
+
+def push_bench_images(registry: RegistryServer, work: Path) -> Path:
+    with ImagePusher(registry) as pusher:
+        pusher.push("shop/web", "latest", build_image(seed="web"))
+        pusher.push("shop/metrics", "1.0", build_index(seed="metrics"))
+        pusher.push("shop/sidecar", "1.4.2", build_image(seed="sidecar"))
+    hosts = work / "certs.d"
+    (hosts / HOST).mkdir(parents=True)
+    (hosts / HOST / "hosts.toml").write_text(f'server = "{registry.url}"\n')
+    policy = work / "policy.yaml"
+    policy.write_text(f"registry: {{hostsDir: {json.dumps(str(hosts))}}}\n")
+    return policy
 
 
 @dataclass
@@ -51,7 +82,7 @@ def wait_healthy(url: str, ca: Path, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, context=context, timeout=1)  # noqa: S310 - loopback https only
+            urllib.request.urlopen(url, context=context, timeout=1)
             return
         except OSError as exc:
             if "405" in str(exc) or "Method Not Allowed" in str(exc):
@@ -63,10 +94,26 @@ def wait_healthy(url: str, ca: Path, seconds: float = 30) -> None:
 def wrk(url: str, body: Path, connections: int, seconds: int) -> Round:
     env = dict(os.environ, BENCH_BODY=str(body))
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(Path(__file__).with_name("post.lua")), url],
-        capture_output=True, text=True, env=env, timeout=seconds + 60, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(Path(__file__).with_name("post.lua")),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+        check=True,
     ).stdout
-    match = re.search(r"BENCH requests=(\d+) errors=(\d+) duration_us=(\d+) p50_us=(\d+) p90_us=(\d+) p99_us=(\d+)", out)
+    match = re.search(
+        r"BENCH requests=(\d+) errors=(\d+) duration_us=(\d+) p50_us=(\d+) p90_us=(\d+) p99_us=(\d+)", out
+    )
     if match is None:
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     requests, errors, duration, p50, p90, p99 = map(int, match.groups())
@@ -83,34 +130,65 @@ def main() -> None:
         sys.exit("wrk is missing: run `make deps` (Debian package wrk)")
 
     work = Path(tempfile.mkdtemp(prefix="pullguard-bench-"))
-    deployment = manifest("deployment.yaml")  # 3 containers: one untagged, one :latest, one tag+digest
+    registry = start_plain_registry()
+    policy = push_bench_images(registry, work)
     body = work / "review.json"
-    body.write_text(json.dumps(review(deployment, uid="bench")))
+    body.write_text(json.dumps(review(bench_deployment(), uid="bench")))
     cert_dir = work / "certs"
-    subprocess.run([sys.executable, "-m", "webhook.cli", "certs", "--out", str(cert_dir), "--ip", "127.0.0.1"],
-                   check=True, cwd=ROOT, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "certs", "--out", str(cert_dir), "--ip", "127.0.0.1"],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
 
     pg_port, noop_port = free_port(), free_port()
     pullguard = subprocess.Popen(
-        [sys.executable, "-m", "webhook.cli", "serve", "--port", str(pg_port), "--cert-dir", str(cert_dir),
-         "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "webhook.cli",
+            "serve",
+            "--port",
+            str(pg_port),
+            "--cert-dir",
+            str(cert_dir),
+            "--config",
+            str(policy),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     processes = [pullguard]
     try:
         wait_healthy(f"https://127.0.0.1:{pg_port}/healthz", cert_dir / "ca.crt")
         context = ssl.create_default_context(cafile=str(cert_dir / "ca.crt"))
-        request = urllib.request.Request(f"https://127.0.0.1:{pg_port}/validate", data=body.read_bytes(),
-                                         headers={"Content-Type": "application/json"})
-        answer = urllib.request.urlopen(request, context=context, timeout=5).read()  # noqa: S310
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{pg_port}/validate",
+            data=body.read_bytes(),
+            headers={"Content-Type": "application/json"},
+        )
+        answer = urllib.request.urlopen(request, context=context, timeout=5).read()
+        if b"could not verify" in answer or b"not found" in answer:
+            raise RuntimeError(f"the bench images did not resolve: {answer.decode()}")
         (work / "answer.json").write_bytes(answer)
         noop = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("noop_app.py")), str(noop_port), str(cert_dir)],
-            env=dict(os.environ, BENCH_ANSWER=str(work / "answer.json")), cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=dict(os.environ, BENCH_ANSWER=str(work / "answer.json")),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         processes.append(noop)
         wait_healthy(f"https://127.0.0.1:{noop_port}/validate", cert_dir / "ca.crt")
 
-        targets = {"noop": f"https://127.0.0.1:{noop_port}/validate", "pullguard": f"https://127.0.0.1:{pg_port}/validate"}
-        for target, url in targets.items():  # warm up both (imports, caches, TLS sessions)
+        targets = {
+            "noop": f"https://127.0.0.1:{noop_port}/validate",
+            "pullguard": f"https://127.0.0.1:{pg_port}/validate",
+        }
+        for url in targets.values():  # warm up both (imports, caches, TLS sessions)
             wrk(url, body, 10, 2)
         rounds: list[Round] = []
         for connections in args.connections:
@@ -119,8 +197,11 @@ def main() -> None:
                     result = wrk(url, body, connections, args.seconds)
                     result.target = target
                     rounds.append(result)
-                    print(f"{target:9} c={connections:3} {result.requests_per_second:8.0f} req/s  p50 {result.p50_ms:6.2f} ms"
-                          f"  p99 {result.p99_ms:6.2f} ms  errors {result.errors}", flush=True)
+                    print(
+                        f"{target:9} c={connections:3} {result.requests_per_second:8.0f} req/s"
+                        f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
+                        flush=True,
+                    )
         report(rounds, args, len(answer))
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
@@ -129,6 +210,7 @@ def main() -> None:
         for process in processes:
             process.terminate()
             process.wait(timeout=10)
+        registry.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -140,8 +222,11 @@ def report(rounds: list[Round], args: argparse.Namespace, answer_size: int) -> N
         med = {}
         for target in ("noop", "pullguard"):
             mine = [r for r in rounds if r.target == target and r.connections == connections]
-            med[target] = (statistics.median(r.requests_per_second for r in mine),
-                           statistics.median(r.p50_ms for r in mine), statistics.median(r.p99_ms for r in mine))
+            med[target] = (
+                statistics.median(r.requests_per_second for r in mine),
+                statistics.median(r.p50_ms for r in mine),
+                statistics.median(r.p99_ms for r in mine),
+            )
         for target in ("noop", "pullguard"):
             rps, p50, p99 = med[target]
             ratio = f"{rps / med['noop'][0]:.2f}" if target == "pullguard" else "1.00"

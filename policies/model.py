@@ -17,7 +17,11 @@ from policies.reference import InvalidReference, Reference, parse_docker_ref, pa
 
 # Reviews repeat the same few images endlessly; a Reference is immutable, so parse each string once.
 _parse = lru_cache(maxsize=8192)(parse_normalized)
-_parse_docker = lru_cache(maxsize=8192)(parse_docker_ref)
+
+
+@lru_cache(maxsize=8192)
+def _pull_form(image: str) -> str:
+    return str(parse_docker_ref(image))
 
 
 class Mode(StrEnum):
@@ -69,6 +73,8 @@ class ContainerImage:
     pull_policy: str | None = None  # as written; None when defaulted by the API server
     reference: Reference | None = field(default=None, compare=False)  # normalized, tag as written
     reference_error: str | None = None
+    # What the kubelet asks the runtime to pull: `:latest` added, a tag beside a digest dropped.
+    pull_reference: str | None = None
 
     @classmethod
     def create(
@@ -91,12 +97,8 @@ class ContainerImage:
             error = None
         except InvalidReference as exc:
             reference, error = None, str(exc)
-        return cls(kind, name, image, pointer, display_path, pod, pull_policy, reference, error)
-
-    @property
-    def pull_reference(self) -> str | None:
-        """What the kubelet asks the runtime to pull: `:latest` added, a tag beside a digest dropped."""
-        return str(_parse_docker(self.image)) if self.reference is not None else None
+        pull = _pull_form(image) if reference is not None else None
+        return cls(kind, name, image, pointer, display_path, pod, pull_policy, reference, error, pull)
 
     @property
     def label(self) -> str:
@@ -206,6 +208,9 @@ class ClusterFacts:
     max_node_images: int = 50  # the kubelet's --node-status-max-images default: a full list may be cut
 
 
+NO_CLUSTER = ClusterFacts()  # immutable, so one instance serves every review without a cluster view
+
+
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What the service learned before deciding.
@@ -216,7 +221,7 @@ class Facts:
 
     images: Mapping[str, ImageFacts] = field(default_factory=dict)
     mirror_serves: Mapping[str, bool | None] = field(default_factory=dict)
-    cluster: ClusterFacts = field(default_factory=ClusterFacts)
+    cluster: ClusterFacts = NO_CLUSTER
 
     def image(self, container: ContainerImage) -> ImageFacts | None:
         key = container.pull_reference

@@ -12,6 +12,7 @@ import orjson
 
 from policies.config import DEFAULT_POLICY, Policy, PolicyError, parse_policy
 from policies.model import JudgedFinding, Workload
+from webhook.cluster_wiring import connect, wait_synced
 from webhook.facts import FactGatherer
 from webhook.kube.view import ClusterView, StaticClusterView
 from webhook.manifests import Document, ManifestError, read
@@ -20,6 +21,7 @@ from webhook.registry.client import RegistryClient
 from webhook.workloads import MalformedObjectError, extract, is_workload
 
 EXIT_CLEAN, EXIT_ENFORCED, EXIT_INPUT = 0, 1, 2
+CLUSTER_SYNC_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,7 @@ class Result:
     judged: JudgedFinding
 
 
-def run_check(paths: list[str], config: Path | None, offline: bool, output: str) -> int:
+def run_check(paths: list[str], config: Path | None, offline: bool, output: str, kubeconfig: Path | None = None) -> int:
     try:
         policy = _policy(config)
         documents = list(read(paths))
@@ -37,7 +39,23 @@ def run_check(paths: list[str], config: Path | None, offline: bool, output: str)
     except (PolicyError, ManifestError) as exc:
         print(f"pullguard check: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    results = asyncio.run(_judge_all(workloads, policy, offline, _file_view(documents)))
+    connection = None
+    if kubeconfig is not None:
+        try:
+            connection = connect(str(kubeconfig))
+        except Exception as exc:
+            print(f"pullguard check: cannot use {kubeconfig}: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        if not wait_synced(connection, CLUSTER_SYNC_SECONDS):
+            connection.stop()
+            print(f"pullguard check: the cluster did not answer within {CLUSTER_SYNC_SECONDS}s", file=sys.stderr)
+            return EXIT_INPUT
+    view = connection.view if connection is not None else _file_view(documents)
+    try:
+        results = asyncio.run(_judge_all(workloads, policy, offline, view))
+    finally:
+        if connection is not None:
+            connection.stop()
     sys.stdout.write(_FORMATS[output](results))
     return EXIT_ENFORCED if any(r.judged.denies for r in results) else EXIT_CLEAN
 

@@ -35,6 +35,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--dns", action="append", default=None, help="SAN for a generated certificate")
     serve.add_argument("--ip", action="append", default=None, help="IP SAN for a generated certificate")
     serve.add_argument("--offline", action="store_true", help="make no registry lookups")
+    serve.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=_env_path("PULLGUARD_KUBECONFIG"),
+        help="cluster access (default: in-cluster when running in a pod, else no cluster view)",
+    )
+    serve.add_argument(
+        "--namespace",
+        default=os.environ.get("PULLGUARD_NAMESPACE"),
+        help="namespace of the policy ConfigMap (the webhook's own)",
+    )
+    serve.add_argument("--policy-configmap", default="pullguard-policy", help="ConfigMap holding policy.yaml")
     serve.add_argument("--log-level", default=os.environ.get("PULLGUARD_LOG_LEVEL", "info"))
 
     make_certs = commands.add_parser("certs", help="write a development CA and serving certificate")
@@ -54,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, default=None, help="policy YAML (default: the embedded policy)")
     check.add_argument("--offline", action="store_true", help="do not contact registries")
     check.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    check.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=None,
+        help="use the live cluster's Secrets, ServiceAccounts and Nodes (default: those in the input)",
+    )
     return parser
 
 
@@ -79,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dns_names=args.dns or defaults.dns_names,
                 ips=args.ip or defaults.ips,
                 offline=args.offline,
+                kubeconfig=args.kubeconfig,
+                namespace=args.namespace,
+                policy_configmap=args.policy_configmap,
             )
         )
         return 0
@@ -93,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"wrote {paths.ca_cert}, {paths.cert}, {paths.key} (CA bundle: {paths.ca_cert})")
         return 0
-    return run_check(args.paths, args.config, args.offline, args.format)
+    return run_check(args.paths, args.config, args.offline, args.format, args.kubeconfig)
 
 
 if __name__ == "__main__":

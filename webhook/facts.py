@@ -2,27 +2,27 @@
 and the review stops waiting at its deadline. What is not known by then is reported as unknown.
 
 Cluster facts come from the informer caches (reads only: no API call on the admission path); registry facts
-from the registry client, with the credentials the kubelet would use for each image.
+from the registry client, with the credentials the kubelet would use for each image. The warm path (every
+answer cached) creates no task and awaits nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from policies import mirrors
 from policies.config import Policy
 from policies.credentials import pod_credentials
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Mode, Workload
 from policies.pull_secret_parse import Credential as PullCredential
-from policies.reference import parse_docker_ref
 from webhook.kube.view import ClusterView
 from webhook.registry.auth import Credential
 from webhook.registry.client import RegistryClient
 
 DEADLINE_MARGIN_SECONDS = 0.25  # beyond the lookup timeout: the lookup reports its own timeout first
 REGISTRY_CHECKS = ("imageExists", "architecture", "pullSecrets")
+Lookup = tuple[str, str]  # ("image" | "mirror", pull reference)
 
 
 def cluster_facts(view: ClusterView | None, workload: Workload) -> ClusterFacts:
@@ -58,23 +58,18 @@ class FactGatherer:
         if self.registry is None:
             return Facts(cluster=cluster)
         wanted = any(policy.mode_for(check, workload.namespace) is not Mode.OFF for check in REGISTRY_CHECKS)
-        images = self._image_lookups(workload, policy, cluster) if wanted else {}
-        mirror_lookups = {t: self._lookup(t, (), policy) for t in mirrors.candidates(workload, policy)}
-        jobs = {("image", k): v for k, v in images.items()} | {("mirror", k): v for k, v in mirror_lookups.items()}
-        if not jobs:
-            return Facts(cluster=cluster)
-        tasks = {key: asyncio.ensure_future(job) for key, job in jobs.items()}
-        await asyncio.wait(tasks.values(), timeout=policy.registry.timeout_seconds + DEADLINE_MARGIN_SECONDS)
-        results: dict[tuple[str, str], ImageFacts] = {}
-        for (kind, reference), task in tasks.items():
-            if task.done() and not task.cancelled() and task.exception() is None:
-                results[(kind, reference)] = task.result()
+        needed = _image_lookups(workload, cluster) if wanted else {}
+        needed |= {("mirror", target): () for target in mirrors.candidates(workload, policy)}
+        results: dict[Lookup, ImageFacts] = {}
+        missing: dict[Lookup, tuple[Credential, ...]] = {}
+        for key, credentials in needed.items():
+            hit = self.registry.cached(key[1], credentials, policy.registry)
+            if hit is not None:
+                results[key] = hit
             else:
-                task.cancel()  # the shared lookup itself is shielded and still fills the cache
-                detail = f"no answer within the review's {policy.registry.timeout_seconds:g}s budget"
-                results[(kind, reference)] = ImageFacts(
-                    reference, LookupStatus.TIMEOUT, _domain(reference), detail=detail
-                )
+                missing[key] = credentials
+        if missing:
+            results |= await self._fetch(self.registry, missing, policy)
         return Facts(
             cluster=cluster,
             images={ref: facts for (kind, ref), facts in results.items() if kind == "image"},
@@ -85,23 +80,38 @@ class FactGatherer:
             },
         )
 
-    def _image_lookups(
-        self, workload: Workload, policy: Policy, cluster: ClusterFacts
-    ) -> dict[str, Coroutine[Any, Any, ImageFacts]]:
-        credentials = pod_credentials(workload.images[0].pod, cluster) if cluster.known else None
-        lookups: dict[str, Coroutine[Any, Any, ImageFacts]] = {}
-        for image in workload.images:
-            reference = image.pull_reference
-            if reference is None or reference in lookups or image.pull_policy == "Never":
-                continue  # an image never pulled is never looked up: its registry does not matter
-            found = credentials.for_image(image) if credentials is not None else []
-            lookups[reference] = self._lookup(reference, _registry_credentials(found), policy)
-        return lookups
+    @staticmethod
+    async def _fetch(
+        registry: RegistryClient, missing: dict[Lookup, tuple[Credential, ...]], policy: Policy
+    ) -> dict[Lookup, ImageFacts]:
+        budget = policy.registry.timeout_seconds
+        tasks = {
+            key: asyncio.ensure_future(registry.lookup(key[1], credentials, policy.registry))
+            for key, credentials in missing.items()
+        }
+        await asyncio.wait(tasks.values(), timeout=budget + DEADLINE_MARGIN_SECONDS)
+        results: dict[Lookup, ImageFacts] = {}
+        for (kind, reference), task in tasks.items():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                results[(kind, reference)] = task.result()
+                continue
+            task.cancel()  # the shared lookup itself is shielded and still fills the cache
+            detail = f"no answer within the review's {budget:g}s budget"
+            results[(kind, reference)] = ImageFacts(reference, LookupStatus.TIMEOUT, _domain(reference), detail=detail)
+        return results
 
-    async def _lookup(self, reference: str, credentials: Sequence[Credential], policy: Policy) -> ImageFacts:
-        if self.registry is None:
-            return ImageFacts(reference, LookupStatus.NOT_CHECKED, _domain(reference))
-        return await self.registry.lookup(parse_docker_ref(reference), credentials, policy.registry)
+
+def _image_lookups(workload: Workload, cluster: ClusterFacts) -> dict[Lookup, tuple[Credential, ...]]:
+    """Each distinct pull reference once, with the credentials the kubelet would send."""
+    credentials = pod_credentials(workload.images[0].pod, cluster) if cluster.known else None
+    lookups: dict[Lookup, tuple[Credential, ...]] = {}
+    for image in workload.images:
+        reference = image.pull_reference
+        if reference is None or ("image", reference) in lookups or image.pull_policy == "Never":
+            continue  # an image never pulled is never looked up: its registry does not matter
+        found = credentials.for_image(image) if credentials is not None else []
+        lookups[("image", reference)] = _registry_credentials(found)
+    return lookups
 
 
 def _domain(reference: str) -> str:

@@ -63,6 +63,7 @@ class Metrics:
         # labels() looks children up under a lock on every call; reviews reuse a handful of label sets.
         self._review_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._finding_children: dict[tuple[str, str, str], Any] = {}
+        self._cache_children: dict[str, Any] = {}
 
     def observe_review(self, endpoint: str, kind: str, decision: str, seconds: float) -> None:
         key = (endpoint, kind, decision)
@@ -71,6 +72,12 @@ class Metrics:
             children = self._review_children[key] = (self.requests.labels(*key), self.latency.labels(*key))
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_cache(self, result: str) -> None:
+        child = self._cache_children.get(result)
+        if child is None:
+            child = self._cache_children[result] = self.registry_cache.labels(result)
+        child.inc()
 
     def count_finding(self, check: str, reason: str, mode: str) -> None:
         key = (check, reason, mode)

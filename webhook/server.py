@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import uvicorn
 
 from webhook import certs
 from webhook.app import Service, create_app
+from webhook.cluster_wiring import connect, in_cluster
 from webhook.facts import FactGatherer
 from webhook.metrics import Metrics
 from webhook.policy_source import PolicyFileWatcher, PolicyHolder
@@ -31,6 +33,9 @@ class ServeOptions:
     ips: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     poll_seconds: float = 1.0
     offline: bool = False  # no registry lookups: image facts are "not checked"
+    kubeconfig: Path | None = None  # None: in-cluster when in a pod, else no cluster view
+    namespace: str | None = None  # where the policy ConfigMap lives (the webhook's own namespace)
+    policy_configmap: str = "pullguard-policy"
 
 
 def build_service(options: ServeOptions, metrics: Metrics) -> Service:
@@ -41,12 +46,27 @@ def build_service(options: ServeOptions, metrics: Metrics) -> Service:
         watcher.poll()  # the first read happens before serving; an invalid file leaves the embedded default
         background.append(watcher.run)
     registry = None if options.offline else RegistryClient(metrics)
+    shutdown: list[Callable[[], Coroutine[Any, Any, None]]] = [registry.close] if registry is not None else []
+    readiness: list[Callable[[], bool]] = []
+    view = None
+    if options.kubeconfig is not None or in_cluster():
+        connection = connect(
+            str(options.kubeconfig) if options.kubeconfig else None, holder, options.namespace, options.policy_configmap
+        )
+        view = connection.view
+        readiness.append(connection.synced)  # /readyz waits for the first LIST of every cache
+
+        async def disconnect() -> None:
+            await asyncio.to_thread(connection.stop)
+
+        shutdown.append(disconnect)
     return Service(
         holder=holder,
         metrics=metrics,
-        gatherer=FactGatherer(registry),
+        gatherer=FactGatherer(registry, view),
+        readiness=readiness,
         background=background,
-        shutdown=[registry.close] if registry is not None else [],
+        shutdown=shutdown,
     )
 
 

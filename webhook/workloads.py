@@ -20,7 +20,11 @@ POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
     "PodTemplate": ("template", "spec"),
     "EphemeralContainers": (),  # the pods/ephemeralcontainers body before Kubernetes 1.22
 }
-_CONTAINER_LISTS = (ContainerKind.INIT_CONTAINER, ContainerKind.CONTAINER, ContainerKind.EPHEMERAL_CONTAINER)
+# (kind, field name): enum .value is a slow property lookup, and this loop is on every review
+_CONTAINER_LISTS = tuple(
+    (kind, kind.value)
+    for kind in (ContainerKind.INIT_CONTAINER, ContainerKind.CONTAINER, ContainerKind.EPHEMERAL_CONTAINER)
+)
 
 
 class MalformedObjectError(ValueError):
@@ -62,7 +66,7 @@ def _walk(obj: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any]:
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):  # JSON and YAML objects arrive as dicts (an ABC check costs 10x more)
         raise MalformedObjectError(f"{where}: expected an object, got {type(value).__name__}")
     return value
 
@@ -93,16 +97,16 @@ def _images(spec: Mapping[str, Any], path: Sequence[str], pod: PodContext) -> li
     prefix = "".join(f"/{p}" for p in path)
     dotted = ".".join(path)
     found: list[ContainerImage] = []
-    for kind in _CONTAINER_LISTS:
-        for index, container in enumerate(_list(spec.get(kind.value), f"{dotted}.{kind.value}")):
-            where = f"{dotted}.{kind.value}[{index}]".lstrip(".")
+    for kind, field in _CONTAINER_LISTS:
+        for index, container in enumerate(_list(spec.get(field), f"{dotted}.{field}")):
+            where = f"{dotted}.{field}[{index}]".lstrip(".")
             entry = _mapping(container, where)
             found.append(
                 ContainerImage.create(
                     kind=kind,
                     name=str(entry.get("name", "")),
                     image=_image_string(entry.get("image"), f"{where}.image"),
-                    pointer=f"{prefix}/{kind.value}/{index}/image",
+                    pointer=f"{prefix}/{field}/{index}/image",
                     display_path=where,
                     pod=pod,
                     pull_policy=_optional_str(entry.get("imagePullPolicy")),

@@ -14,7 +14,7 @@ import hashlib
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import replace
 
 import httpx
@@ -22,7 +22,7 @@ import httpx
 from policies.config import RegistryConfig
 from policies.model import ImageFacts, LookupStatus
 from policies.platforms import Platform
-from policies.reference import Reference
+from policies.reference import Reference, parse_docker_ref
 from webhook.metrics import Metrics
 from webhook.registry import manifests
 from webhook.registry.auth import Authenticator, AuthError, Credential, scope_error
@@ -61,21 +61,35 @@ class RegistryClient:
             await client.aclose()
         self._clients.clear()
 
+    def cached(
+        self, reference: str, credentials: Sequence[Credential], config: RegistryConfig, *, platforms: bool = True
+    ) -> ImageFacts | None:
+        """The cached answer, if fresh: the warm path of a review needs no task, no await."""
+        facts = self._cache.peek(_key(reference, credentials, config, platforms))
+        if facts is not None and self._metrics is not None:
+            self._metrics.count_cache("hit")
+        return facts
+
     async def lookup(
         self,
-        reference: Reference,
+        reference: Reference | str,
         credentials: Sequence[Credential],
         config: RegistryConfig,
         *,
         platforms: bool = True,
     ) -> ImageFacts:
-        """Never raises for anything the registry or the network does: the outcome is in `status`."""
-        key = (str(reference), tuple(c.identity for c in credentials), platforms, config)
-        facts, how = await self._cache.get(
-            key, lambda: self._bounded(reference, credentials, config, platforms), lambda f: _ttl(f, config)
-        )
+        """Look up a pull reference (`parse_docker_ref` form). Never raises for anything the registry or the
+        network does: the outcome is in `status`."""
+        text = str(reference)
+        key = _key(text, credentials, config, platforms)
+
+        async def produce() -> ImageFacts:
+            parsed = reference if isinstance(reference, Reference) else parse_docker_ref(reference)
+            return await self._bounded(parsed, credentials, config, platforms)
+
+        facts, how = await self._cache.get(key, produce, lambda f: _ttl(f, config))
         if self._metrics is not None:
-            self._metrics.registry_cache.labels(how).inc()
+            self._metrics.count_cache(how)
             if how == "miss":
                 self._metrics.registry_lookups.labels(facts.status).inc()
         return facts
@@ -347,6 +361,12 @@ class RegistryClient:
                 trust_env=False,  # proxies from the environment would not be the nodes' path
             )
         return client
+
+
+def _key(reference: str, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool) -> Hashable:
+    """What makes two lookups the same question. Only the settings that change the answer are in it (and
+    hashing the whole pydantic config on every review would cost more than the lookup)."""
+    return (reference, tuple(c.identity for c in credentials), platforms, config.hosts_dir, config.allow_link_local)
 
 
 def _tls_context(endpoint: RegistryEndpoint) -> ssl.SSLContext | bool:

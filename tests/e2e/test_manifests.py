@@ -1,0 +1,230 @@
+"""manifests/ (the kustomize base) renders with our kubectl's kustomize and a real kube-apiserver accepts it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from cluster import REPO_ROOT, Cluster
+from webhook_harness import WEBHOOK_RULES
+
+from policies.config import DEFAULT_POLICY_YAML, parse_policy
+
+pytestmark = pytest.mark.timeout(150)
+
+MANIFESTS = REPO_ROOT / "manifests"
+CERT_MANAGER = REPO_ROOT / "certs" / "cert-manager"
+NAMESPACE = "pullguard"
+TIMEOUT = 60.0
+
+
+def render(cluster: Cluster, directory: str) -> list[dict[str, Any]]:
+    text = cluster.kubectl("kustomize", directory, timeout=TIMEOUT).stdout
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def by_kind(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        kinds.setdefault(doc["kind"], []).append(doc)
+    return kinds
+
+
+@pytest.fixture(scope="module")
+def rendered(cluster: Cluster) -> list[dict[str, Any]]:
+    return render(cluster, str(MANIFESTS))
+
+
+@pytest.fixture(scope="module")
+def pullguard_namespace(cluster: Cluster) -> Iterator[str]:
+    """Namespaced objects cannot be dry-run into a namespace that does not exist yet."""
+    exists = cluster.kubectl("get", "namespace", NAMESPACE, check=False, timeout=TIMEOUT).returncode == 0
+    if not exists:
+        cluster.create_namespace(NAMESPACE)
+    yield NAMESPACE
+    if not exists:
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False, timeout=TIMEOUT)
+
+
+def test_base_renders_every_object(rendered: list[dict[str, Any]]) -> None:
+    names = sorted((d["kind"], d["metadata"]["name"]) for d in rendered)
+    assert names == sorted(
+        [
+            ("Namespace", "pullguard"),
+            ("ServiceAccount", "pullguard"),
+            ("ClusterRole", "pullguard"),
+            ("ClusterRoleBinding", "pullguard"),
+            ("Role", "pullguard"),
+            ("RoleBinding", "pullguard"),
+            ("ConfigMap", "pullguard-policy"),
+            ("Deployment", "pullguard"),
+            ("PodDisruptionBudget", "pullguard"),
+            ("Service", "pullguard"),
+            ("ValidatingWebhookConfiguration", "pullguard"),
+            ("MutatingWebhookConfiguration", "pullguard"),
+        ]
+    )
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"} | {
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    }
+    for doc in rendered:
+        if doc["kind"] not in cluster_scoped:
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
+
+
+def test_policy_configmap_is_the_embedded_default(rendered: list[dict[str, Any]]) -> None:
+    (configmap,) = by_kind(rendered)["ConfigMap"]
+    text = configmap["data"]["policy.yaml"]
+    assert text == DEFAULT_POLICY_YAML
+    assert parse_policy(text) == parse_policy(DEFAULT_POLICY_YAML)
+
+
+def test_rbac_is_read_only(rendered: list[dict[str, Any]]) -> None:
+    kinds = by_kind(rendered)
+    (cluster_role,) = kinds["ClusterRole"]
+    (role,) = kinds["Role"]
+    assert cluster_role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets", "serviceaccounts", "nodes"], "verbs": ["get", "list", "watch"]}
+    ]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    for binding in kinds["ClusterRoleBinding"] + kinds["RoleBinding"]:
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pullguard", "namespace": NAMESPACE}]
+
+
+def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
+    kinds = by_kind(rendered)
+    (deployment,) = kinds["Deployment"]
+    assert deployment["spec"]["replicas"] >= 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "pullguard"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["affinity"]["podAntiAffinity"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example.com/pullguard/pullguard:0.1.0"
+    assert container["args"] == [
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8443",
+        "--cert-dir",
+        "/certs",
+        "--namespace",
+        "$(POD_NAMESPACE)",
+    ]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"scheme": "HTTPS", "path": path, "port": "https"}
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+    assert "memory" in container["resources"]["limits"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["certs"]["mountPath"] == "/certs"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["certs"]["secret"]["secretName"] == "pullguard-tls"
+
+    (pdb,) = kinds["PodDisruptionBudget"]
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    (service,) = kinds["Service"]
+    assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+
+
+def test_webhook_configurations(rendered: list[dict[str, Any]]) -> None:
+    kinds = by_kind(rendered)
+    for kind, endpoint in (("ValidatingWebhookConfiguration", "validate"), ("MutatingWebhookConfiguration", "mutate")):
+        (configuration,) = kinds[kind]
+        (webhook,) = configuration["webhooks"]
+        assert webhook["clientConfig"]["service"] == {
+            "name": "pullguard",
+            "namespace": NAMESPACE,
+            "path": f"/{endpoint}",
+            "port": 443,
+        }
+        base64.b64decode(webhook["clientConfig"]["caBundle"], validate=True)  # a placeholder, but valid base64
+        assert webhook["sideEffects"] == "None"
+        assert webhook["timeoutSeconds"] == 10
+        assert webhook["failurePolicy"] == "Ignore"
+        assert webhook["admissionReviewVersions"] == ["v1"]
+        assert webhook["namespaceSelector"] == {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", NAMESPACE]}
+            ]
+        }
+        # The same kinds and operations the e2e harness registers pullguard for.
+        assert webhook["rules"] == WEBHOOK_RULES
+        if endpoint == "mutate":
+            assert webhook["reinvocationPolicy"] == "IfNeeded"
+
+
+def test_server_side_dry_run_of_the_base(cluster: Cluster, pullguard_namespace: str) -> None:
+    result = cluster.kubectl("apply", "--dry-run=server", "-k", str(MANIFESTS), timeout=TIMEOUT)
+    lines = result.stdout.splitlines()
+    assert all(line.endswith("(server dry run)") for line in lines), result.stdout
+    for expected in (
+        "deployment.apps/pullguard",
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/pullguard",
+        "mutatingwebhookconfiguration.admissionregistration.k8s.io/pullguard",
+        "poddisruptionbudget.policy/pullguard",
+        "configmap/pullguard-policy",
+        "clusterrole.rbac.authorization.k8s.io/pullguard",
+    ):
+        assert any(line.startswith(expected + " ") for line in lines), (expected, result.stdout)
+    assert len(lines) == 12
+    # Dry run: nothing was stored.
+    missing = cluster.kubectl("get", "deployment", "pullguard", "-n", NAMESPACE, check=False, timeout=TIMEOUT)
+    assert "NotFound" in missing.stderr
+
+
+def test_cert_manager_overlay_renders(cluster: Cluster) -> None:
+    docs = render(cluster, str(CERT_MANAGER))
+    kinds = by_kind(docs)
+    certificates = {c["metadata"]["name"]: c for c in kinds["Certificate"]}
+    assert certificates["pullguard-tls"]["spec"]["secretName"] == "pullguard-tls"
+    assert "pullguard.pullguard.svc" in certificates["pullguard-tls"]["spec"]["dnsNames"]
+    assert certificates["pullguard-ca"]["spec"]["isCA"] is True
+    assert {i["metadata"]["name"] for i in kinds["Issuer"]} == {"pullguard-selfsigned", "pullguard-ca"}
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        (configuration,) = kinds[kind]
+        assert configuration["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": "pullguard/pullguard-tls"}
+        assert "caBundle" not in configuration["webhooks"][0]["clientConfig"]
+    # Everything else is the base, unchanged.
+    (deployment,) = kinds["Deployment"]
+    assert deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "pullguard-tls"
+
+
+def test_pod_template_meets_the_restricted_pod_security_standard(
+    cluster: Cluster, rendered: list[dict[str, Any]]
+) -> None:
+    """A Pod made from the Deployment's template is admitted where Pod Security `restricted` is enforced."""
+    namespace = f"e2e-restricted-{uuid.uuid4().hex[:8]}"
+    cluster.create_namespace(namespace, labels={"pod-security.kubernetes.io/enforce": "restricted"})
+    try:
+        account = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "pullguard", "namespace": namespace},
+        }
+        cluster.kubectl("create", "-f", "-", input=json.dumps(account), timeout=TIMEOUT)
+        (deployment,) = by_kind(rendered)["Deployment"]
+        template = deployment["spec"]["template"]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "pullguard-0", "namespace": namespace, "labels": template["metadata"]["labels"]},
+            "spec": template["spec"],
+        }
+        result = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), timeout=TIMEOUT)
+        assert "pod/pullguard-0 created (server dry run)" in result.stdout
+        assert "Warning" not in result.stderr, result.stderr
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False, timeout=TIMEOUT)

@@ -13,11 +13,13 @@ PYTEST_ARGS ?=
 run: $(STAMPS)/venv
 	$(BIN)/pullguard serve --host 127.0.0.1 --port 8443 --cert-dir certs --dns localhost --ip 127.0.0.1 --ip ::1
 
+# The whole suite: unit, integration (real registries) and e2e (real kube-apiserver); e2e may not skip here.
 test: deps lint
-	PULLGUARD_K8S_BIN="$$(bash scripts/k8s-bin-dir.sh)" $(BIN)/pytest -q $(PYTEST_ARGS)
+	PULLGUARD_K8S_BIN="$$(bash scripts/k8s-bin-dir.sh)" PULLGUARD_REQUIRE_E2E=1 $(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMPS)/venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -32,6 +34,7 @@ e2e: deps
 
 bench: deps
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.registry
 
 certs: $(STAMPS)/venv
 	$(BIN)/pullguard certs --out certs --dns localhost --ip 127.0.0.1 --ip ::1

@@ -75,22 +75,6 @@ class LatestTagConfig(CheckConfig):
     exempt_images: tuple[str, ...] = ()  # fnmatch patterns on the normalized repository, e.g. docker.io/library/*
 
 
-class Checks(_Strict):
-    reference: CheckConfig = CheckConfig(mode=Mode.ENFORCE)  # an invalid name can never be pulled
-    latest_tag: LatestTagConfig = LatestTagConfig()
-    image_exists: CheckConfig = CheckConfig()
-    pull_secrets: CheckConfig = CheckConfig()
-    architecture: CheckConfig = CheckConfig()
-    never_pull: CheckConfig = CheckConfig()
-
-    def mode_of(self, check: str) -> Mode | None:
-        config: CheckConfig = getattr(self, _ATTRIBUTE_OF_CHECK[check])
-        return config.mode
-
-
-_ATTRIBUTE_OF_CHECK = {name: field for field, info in Checks.model_fields.items() for name in [info.alias or field]}
-
-
 class NamespaceChecks(_Strict):
     """Per-namespace check modes: only the mode can be overridden."""
 
@@ -104,6 +88,16 @@ class NamespaceChecks(_Strict):
     def mode_of(self, check: str) -> Mode | None:
         config: CheckConfig = getattr(self, _ATTRIBUTE_OF_CHECK[check])
         return config.mode
+
+
+class Checks(NamespaceChecks):
+    """The policy-wide checks: modes plus each check's own settings."""
+
+    reference: CheckConfig = CheckConfig(mode=Mode.ENFORCE)  # an invalid name can never be pulled
+    latest_tag: LatestTagConfig = LatestTagConfig()
+
+
+_ATTRIBUTE_OF_CHECK = {info.alias or name: name for name, info in Checks.model_fields.items()}
 
 
 class NamespaceOverride(_Strict):

@@ -77,7 +77,7 @@ async def test_blackhole_times_out_within_the_budget(client: RegistryClient, tmp
         (Fault.SERVER_ERROR, LookupStatus.SERVER_ERROR, "HTTP 500"),
         (Fault.RATE_LIMITED, LookupStatus.RATE_LIMITED, "HTTP 429"),
         (Fault.NOT_JSON, LookupStatus.MALFORMED, "not JSON"),
-        (Fault.TRUNCATED, LookupStatus.MALFORMED, "unreadable"),
+        (Fault.TRUNCATED, LookupStatus.MALFORMED, "incomplete or invalid HTTP response"),
         (Fault.WRONG_CONTENT_TYPE, LookupStatus.MALFORMED, "unexpected content type text/html"),
     ],
 )
@@ -183,3 +183,80 @@ async def test_identical_concurrent_lookups_make_one_upstream_request(
     again = await lookup(client, image, config(hosts))  # and the next one is a cache hit
     assert again.digest == pushed.digest
     assert slow_proxy.manifest_requests(pushed.repository, pushed.tag) == 1
+
+
+def _tls_server(cert_file: Path, key_file: Path):  # type: ignore[no-untyped-def]
+    """A loopback HTTPS server that completes handshakes and answers 200 to anything (bounded lifetime)."""
+    import http.server
+    import ssl
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        do_HEAD = do_GET  # noqa: N815 - the name http.server dispatches to
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    threading.Timer(60, server.shutdown).start()
+    return server
+
+
+def _expired_cert(ca, directory: Path) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(past - datetime.timedelta(days=30))
+        .not_valid_after(past)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "expired.pem", directory / "expired-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("problem", ["hostname mismatch", "expired"])
+async def test_tls_certificate_problems(client: RegistryClient, tmp_path: Path, problem: str) -> None:
+    from support.tlsgen import generate_ca
+
+    ca = generate_ca(tmp_path / "ca")
+    if problem == "hostname mismatch":
+        issued = ca.issue_server_cert(tmp_path / "tls", ("registry.other.example",))
+        cert_file, key_file = issued.cert_file, issued.key_file
+    else:
+        cert_file, key_file = _expired_cert(ca, tmp_path)
+    server = _tls_server(cert_file, key_file)
+    try:
+        hosts = map_host(
+            tmp_path / "certs.d", "registry.example.com", f"https://127.0.0.1:{server.server_address[1]}", ca.ca_file
+        )
+        facts, elapsed = await timed_lookup(client, "registry.example.com/app:1", hosts)
+    finally:
+        server.shutdown()
+    assert facts.status is LookupStatus.TLS, facts
+    assert problem in facts.detail
+    assert elapsed < 2

@@ -53,8 +53,15 @@ def connect(
 
 
 def _policy_callback(holder: PolicyHolder, source: str) -> Callable[[dict[str, str] | None], None]:
+    seen = False
+
     def offer(data: dict[str, str] | None) -> None:
         # Runs on the watch thread; the holder swaps the policy in one attribute write.
+        nonlocal seen
+        if data is None and not seen:  # never created: a fresh install runs on its --config or embedded policy
+            log.info("no policy ConfigMap", extra={"fields": {"source": source, "policy": holder.source}})
+            return
+        seen = True
         if data is None:
             holder.reject(source, "the ConfigMap is gone: keeping the last good policy")
         elif POLICY_KEY not in data:

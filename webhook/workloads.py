@@ -42,7 +42,8 @@ def extract(
     old: Mapping[str, Any] | None = None,
     name: str = "",
 ) -> Workload:
-    """The images of `obj` (a `kind` from POD_SPEC_PATHS); with `old`, only images that changed."""
+    """The images of `obj` (a `kind` from POD_SPEC_PATHS); with `old`, only images that changed (all of them
+    when the pod's pull context changed)."""
     metadata = _mapping(obj.get("metadata"), "metadata")
     namespace = namespace or str(metadata.get("namespace") or "default")
     name = str(metadata.get("name") or metadata.get("generateName") or name)
@@ -51,8 +52,12 @@ def extract(
     pod = _pod_context(spec, namespace)
     images = _images(spec, path, pod)
     if old is not None:
-        previous = {(i.kind, i.name, i.image) for i in _images(_walk(old, path), path, pod)}
-        images = [i for i in images if (i.kind, i.name, i.image) not in previous]
+        old_spec = _walk(old, path)
+        # Only what changed is checked, but how the kubelet pulls is part of "what": new pull secrets, another
+        # ServiceAccount or other nodes make every image new again, and so does a container's pull policy.
+        if _pod_context(old_spec, namespace) == pod:
+            previous = {(i.kind, i.name, i.image, i.pull_policy) for i in _images(old_spec, path, pod)}
+            images = [i for i in images if (i.kind, i.name, i.image, i.pull_policy) not in previous]
     return Workload(kind=kind, namespace=namespace, name=name, images=tuple(images))
 
 

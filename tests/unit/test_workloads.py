@@ -90,6 +90,29 @@ def test_update_checks_only_changed_images() -> None:
     assert images_of(old, old=old) == []
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("imagePullSecrets", [{"name": "regcred"}]),
+        ("serviceAccountName", "builder"),
+        ("nodeSelector", {"kubernetes.io/arch": "arm64"}),
+        ("affinity", {"nodeAffinity": {}}),
+    ],
+)
+def test_update_of_the_pull_context_checks_every_image(field: str, value: object) -> None:
+    old = manifest("deployment.yaml")
+    new = copy.deepcopy(old)
+    new["spec"]["template"]["spec"][field] = value
+    assert len(images_of(new, old=old)) == 3
+
+
+def test_update_of_a_pull_policy_checks_that_image() -> None:
+    old = manifest("deployment.yaml")
+    new = copy.deepcopy(old)
+    new["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Never"
+    assert [i for _, _, i in images_of(new, old=old)] == ["nginx"]
+
+
 def test_namespace_and_name_fallbacks() -> None:
     pod = {"kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {"containers": [{"name": "a", "image": "a:1"}]}}
     workload = extract("Pod", pod, namespace="team-a")

@@ -1,0 +1,44 @@
+"""The policy holder and the ConfigMap callback: a bad policy never replaces a good one."""
+
+from __future__ import annotations
+
+from policies.config import DEFAULT_POLICY
+from policies.model import Mode
+from webhook.cluster_wiring import _policy_callback
+from webhook.metrics import Metrics
+from webhook.policy_source import PolicyHolder
+
+
+def holder() -> tuple[PolicyHolder, Metrics]:
+    metrics = Metrics()
+    return PolicyHolder(metrics), metrics
+
+
+def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float | None:
+    return metrics.registry.get_sample_value(name, labels or {})
+
+
+def test_absent_configmap_at_start_is_not_an_error() -> None:
+    policies, metrics = holder()
+    _policy_callback(policies, "configmap ns/pullguard-policy")(None)
+    assert policies.policy is DEFAULT_POLICY and policies.last_error is None
+    assert sample(metrics, "pullguard_policy_valid") == 1
+
+
+def test_configmap_lifecycle_keeps_the_last_good_policy() -> None:
+    policies, metrics = holder()
+    offer = _policy_callback(policies, "configmap ns/pullguard-policy")
+    offer({"policy.yaml": "mode: enforce"})
+    assert policies.policy.mode is Mode.ENFORCE and policies.source == "configmap ns/pullguard-policy"
+    offer({"policy.yaml": "mode: sometimes"})
+    assert policies.policy.mode is Mode.ENFORCE
+    assert policies.last_error is not None and "mode" in policies.last_error
+    offer({"other.yaml": "mode: warn"})
+    assert policies.policy.mode is Mode.ENFORCE and "no 'policy.yaml' key" in (policies.last_error or "")
+    offer(None)
+    assert policies.policy.mode is Mode.ENFORCE and "gone" in (policies.last_error or "")
+    assert sample(metrics, "pullguard_policy_reloads_total", {"result": "error"}) == 3
+    assert sample(metrics, "pullguard_policy_valid") == 0
+    offer({"policy.yaml": "mode: warn"})
+    assert policies.policy.mode is Mode.WARN and policies.last_error is None
+    assert sample(metrics, "pullguard_policy_valid") == 1

@@ -75,6 +75,7 @@ async def test_missing_tag_lists_the_closest_existing_tags(
     missing_repo = await lookup(client, f"{plain_registry.host}/no/such-repo:1", config(plain_hosts))
     assert missing_repo.status is LookupStatus.NOT_FOUND
     assert missing_repo.similar_tags == ()
+    assert missing_repo.detail == "repository unknown"
 
 
 async def test_node_local_registries_are_not_contacted_unless_mapped(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from policies import mirrors
 from policies.config import Policy
@@ -21,6 +22,7 @@ from webhook.registry.auth import Credential
 from webhook.registry.client import RegistryClient
 
 DEADLINE_MARGIN_SECONDS = 0.25  # beyond the lookup timeout: the lookup reports its own timeout first
+CONFIRM_SECONDS = 1.0  # a cache miss on a Secret is confirmed at the API server, at most this long
 REGISTRY_CHECKS = ("imageExists", "architecture", "pullSecrets")
 Lookup = tuple[str, str]  # ("image" | "mirror", pull reference)
 
@@ -55,6 +57,8 @@ class FactGatherer:
         if policy.excludes(workload.namespace):
             return Facts()
         cluster = cluster_facts(self.cluster, workload)
+        if self.cluster is not None and any(secret is None for secret in cluster.secrets.values()):
+            cluster = await self._confirm_missing(self.cluster, workload.namespace, cluster, policy)
         if self.registry is None:
             return Facts(cluster=cluster)
         wanted = any(policy.mode_for(check, workload.namespace) is not Mode.OFF for check in REGISTRY_CHECKS)
@@ -79,6 +83,20 @@ class FactGatherer:
                 if kind == "mirror"
             },
         )
+
+    @staticmethod
+    async def _confirm_missing(
+        view: ClusterView, namespace: str, cluster: ClusterFacts, policy: Policy
+    ) -> ClusterFacts:
+        """Secrets the cache misses are asked for once more at the source, within the review's budget."""
+        missing = [name for name, secret in cluster.secrets.items() if secret is None]
+        asked = [view.confirm_secret(namespace, name) for name in missing]
+        try:
+            async with asyncio.timeout(min(CONFIRM_SECONDS, policy.registry.timeout_seconds)):
+                found = await asyncio.gather(*asked)
+        except TimeoutError:
+            return cluster
+        return replace(cluster, secrets={**cluster.secrets, **dict(zip(missing, found, strict=True))})
 
     @staticmethod
     async def _fetch(

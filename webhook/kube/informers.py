@@ -15,9 +15,12 @@ API server. What is held, and why:
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -31,6 +34,7 @@ from webhook.kube.view import PULL_SECRET_TYPES, node_facts, secret_facts, servi
 log = logging.getLogger("pullguard.kube")
 
 _NO_DATA: Mapping[str, str] = MappingProxyType({})
+CONFIRMED_ABSENT_SECONDS = 5.0
 
 
 def load_api_client(kubeconfig: str | None) -> client.ApiClient:
@@ -81,6 +85,8 @@ class KubeClusterView:
         backoff_max: float = 30.0,
     ) -> None:
         core = client.CoreV1Api(api_client)
+        self._core = core
+        self._absent: dict[tuple[str, str], float] = {}
         tuning: dict[str, Any] = {
             "watch_timeout_seconds": watch_timeout_seconds,
             "backoff_initial": backoff_initial,
@@ -147,6 +153,41 @@ class KubeClusterView:
 
     def service_account(self, namespace: str, name: str) -> ServiceAccountFacts | None:
         return self._accounts.get(namespace, name)
+
+    async def confirm_secret(self, namespace: str, name: str) -> SecretFacts | None:
+        """One GET for a Secret the caches miss (a bundle applies Secret and Deployment milliseconds apart).
+        A confirmed absence is remembered briefly, so a storm of reviews makes one call, not one each."""
+        key = (namespace, name)
+        if self._absent.get(key, 0.0) > time.monotonic():
+            return None
+        try:
+            found = await asyncio.to_thread(self._read_secret, namespace, name)
+        except Exception as exc:
+            log.warning("secret lookup failed", extra={"fields": {"secret": f"{namespace}/{name}", "error": str(exc)}})
+            return None
+        if found is None:
+            self._absent[key] = time.monotonic() + CONFIRMED_ABSENT_SECONDS
+            if len(self._absent) > 10_000:
+                self._absent.clear()
+        return found
+
+    def _read_secret(self, namespace: str, name: str) -> SecretFacts | None:
+        try:
+            # _preload_content=False: the raw urllib3 response (the client's annotation names the model)
+            response: Any = self._core.read_namespaced_secret(
+                name, namespace, _preload_content=False, _request_timeout=2
+            )
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            obj = json.loads(response.data)
+        finally:
+            response.release_conn()
+        if obj.get("type") in PULL_SECRET_TYPES:
+            return secret_facts(obj)
+        return SecretFacts(namespace, name, str(obj.get("type") or ""), _NO_DATA)  # not a pull secret: no data kept
 
     def nodes(self) -> tuple[NodeFacts, ...]:
         return self._nodes.values()

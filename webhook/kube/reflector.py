@@ -247,13 +247,13 @@ class Reflector(Generic[T]):
             self._snapshot = None
         self.lists += 1
         first = not self._synced.is_set()
-        self._synced.set()
         log.log(
             logging.INFO if first else logging.DEBUG,
             "cache listed",
             extra={"fields": {"reflector": self.name, "objects": len(items), "resource_version": resource_version}},
         )
-        self._changed()
+        self._changed()  # before `synced`: readiness must not precede what the callback applies (the policy)
+        self._synced.set()
         return resource_version
 
     def _watch(self, resource_version: str) -> tuple[str, bool]:

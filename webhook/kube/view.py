@@ -23,6 +23,11 @@ class ClusterView(Protocol):
 
     def nodes(self) -> tuple[NodeFacts, ...]: ...
 
+    async def confirm_secret(self, namespace: str, name: str) -> SecretFacts | None:
+        """Ask the source itself about a Secret the cache does not have: a Secret applied together with the
+        workload may not have reached the cache yet. Only on a miss, never on the common path."""
+        ...
+
 
 def secret_facts(obj: Mapping[str, Any]) -> SecretFacts:
     metadata = obj.get("metadata") or {}
@@ -110,3 +115,6 @@ class StaticClusterView:
 
     def nodes(self) -> tuple[NodeFacts, ...]:
         return self._nodes
+
+    async def confirm_secret(self, namespace: str, name: str) -> SecretFacts | None:
+        return self.secret(namespace, name)

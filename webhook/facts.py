@@ -53,7 +53,8 @@ class FactGatherer:
         self.registry = registry
         self.cluster = cluster
 
-    async def gather(self, workload: Workload, policy: Policy) -> Facts:
+    async def gather(self, workload: Workload, policy: Policy, *, images: bool = True) -> Facts:
+        """`images=False` (the mutating side) looks up only the mirror targets it may rewrite to."""
         if policy.excludes(workload.namespace):
             return Facts()
         cluster = cluster_facts(self.cluster, workload)
@@ -62,7 +63,7 @@ class FactGatherer:
         if self.registry is None:
             return Facts(cluster=cluster)
         wanted = any(policy.mode_for(check, workload.namespace) is not Mode.OFF for check in REGISTRY_CHECKS)
-        needed = _image_lookups(workload, cluster) if wanted else {}
+        needed = _image_lookups(workload, cluster) if wanted and images else {}
         needed |= {("mirror", target): () for target in mirrors.candidates(workload, policy)}
         results: dict[Lookup, ImageFacts] = {}
         missing: dict[Lookup, tuple[Credential, ...]] = {}

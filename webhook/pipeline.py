@@ -42,7 +42,7 @@ class Outcome:
 
 
 async def judge(workload: Workload, policy: Policy, gatherer: FactGatherer, endpoint: Endpoint) -> Decision:
-    facts = await gatherer.gather(workload, policy)
+    facts = await gatherer.gather(workload, policy, images=endpoint == "validate")
     return decide(workload, facts, policy) if endpoint == "validate" else mutate(workload, facts, policy)
 
 

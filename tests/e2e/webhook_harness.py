@@ -57,7 +57,7 @@ WEBHOOK_RULES: list[dict[str, Any]] = [
     },
 ]
 
-PROBE_IMAGE = "probe-image"  # no tag: pullguard's latestTag check always has something to say about it
+PROBE_IMAGE = "localhost/probe-image"  # no tag, so latestTag speaks; node-local, so no lookup leaves loopback
 PROBE_LABEL = "pullguard.e2e/probe"
 REGISTER_TIMEOUT = 30.0
 SERVER_START_TIMEOUT = 30.0

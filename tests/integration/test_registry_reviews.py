@@ -116,3 +116,26 @@ def test_check_cli_looks_images_up(hosts: Path, standard_images: StandardImages,
     offline = subprocess.run([*command, "--offline"], capture_output=True, text=True, timeout=60, check=False)
     assert offline.returncode == 0
     assert json.loads(offline.stdout)["findings"] == []
+
+
+def test_mirror_rewrite_only_when_the_mirror_serves_the_image(
+    pullguard_factory: Callable[..., PullguardServer],
+    hosts: Path,
+    plain_registry: RegistryServer,
+    standard_images: StandardImages,
+) -> None:
+    """/mutate rewrites upstream.example.com images to the mirror (the loopback registry, mapped in hostsDir)
+    only for images the mirror has; upstream.example.com itself is never contacted."""
+    import base64
+
+    mirror = plain_registry.host
+    rules = f"mirrors: [{{registry: upstream.example.com, mirror: '{mirror}', verify: true}}]"
+    server = pullguard_factory(policy(hosts, rules), offline=False)
+    served = "upstream.example.com/harness/oci-index:1.0"
+    missing = "upstream.example.com/harness/oci-index:7.7"
+    answer = server.admit(review(deployment(served, missing)), path="/mutate")
+    patch = json.loads(base64.b64decode(answer["patch"]))
+    assert patch == [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": f"{mirror}/harness/oci-index:1.0"}
+    ]
+    assert "warnings" not in answer and answer["allowed"] is True

@@ -37,6 +37,12 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     )
 
 
+def _endpoint_host(endpoint: str) -> str:
+    """The host of an endpoint URL such as https://registry-1.docker.io/v2 (pure string work, no parsing I/O)."""
+    rest = endpoint.split("://", 1)[-1]
+    return rest.split("/", 1)[0]
+
+
 def _repository(reference: str) -> str:
     name = reference.split("@", 1)[0]
     return name[: name.rfind(":")] if name.rfind(":") > name.rfind("/") else name
@@ -86,8 +92,9 @@ def _explain(found: ImageFacts) -> tuple[str, str]:
                 "authenticate pulls with an imagePullSecret or serve the image from a mirror",
             )
         case LookupStatus.DNS:
+            host = _endpoint_host(found.endpoint) or registry  # docker.io is asked as registry-1.docker.io
             return (
-                f"could not verify: registry host {registry} does not resolve ({detail})",
+                f"could not verify: registry host {host} does not resolve ({detail})",
                 "check the host name; the nodes' resolver must resolve it too",
             )
         case LookupStatus.REFUSED:

@@ -159,3 +159,8 @@ def test_never_pulled_images_are_not_the_registry_s_business() -> None:
         pull_policy="Never",
     )
     assert image_exists.check(never, facts_for(LookupStatus.NOT_FOUND), DEFAULT_POLICY) == ()
+
+
+def test_dns_names_the_host_actually_asked() -> None:
+    finding = only(LookupStatus.DNS, endpoint="https://registry-1.docker.io/v2", detail="lookup failed")
+    assert "registry host registry-1.docker.io does not resolve" in finding.message

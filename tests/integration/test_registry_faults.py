@@ -260,3 +260,23 @@ async def test_tls_certificate_problems(client: RegistryClient, tmp_path: Path, 
     assert facts.status is LookupStatus.TLS, facts
     assert problem in facts.detail
     assert elapsed < 2
+
+
+async def test_a_registry_gets_at_most_eight_concurrent_requests(
+    client: RegistryClient,
+    slow_proxy,
+    plain_registry: RegistryServer,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from support.images import ImagePusher, build_image
+
+    with ImagePusher(plain_registry) as pusher:
+        for i in range(24):
+            pusher.push(f"burst/app{i}", "1", build_image(seed=f"burst-{i}"))
+    hosts = map_host(tmp_path, "registry.example.com", slow_proxy.url)
+    slow_proxy.reset()
+    results = await asyncio.gather(
+        *(lookup(client, f"registry.example.com/burst/app{i}:1", config(hosts, timeout=10)) for i in range(24))
+    )
+    assert {r.status for r in results} == {LookupStatus.EXISTS}
+    assert slow_proxy.max_in_flight == 8  # 24 distinct images, 48 requests: the cap holds, and is used

@@ -590,6 +590,8 @@ class DelayingProxy(LoopbackHTTPServer):
         self._counter_lock = threading.Lock()
         self._log: list[ProxiedRequest] = []
         self._by_path: collections.Counter[str] = collections.Counter()
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most requests it held at once (for per-registry concurrency caps)
         super().__init__(self._app, lifetime=lifetime, name="delaying-proxy")
 
     # -- counters ---------------------------------------------------------------------------
@@ -636,10 +638,21 @@ class DelayingProxy(LoopbackHTTPServer):
         with self._counter_lock:
             self._log.clear()
             self._by_path.clear()
+            self.max_in_flight = self._in_flight
 
     # -- forwarding -------------------------------------------------------------------------
 
     def _app(self, h: RequestHandler) -> None:
+        with self._counter_lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            self._forward(h)
+        finally:
+            with self._counter_lock:
+                self._in_flight -= 1
+
+    def _forward(self, h: RequestHandler) -> None:
         body = h.read_body()
         if self.delay_ms > 0:
             time.sleep(self.delay_ms / 1000.0)

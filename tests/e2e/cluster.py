@@ -22,7 +22,6 @@ import contextlib
 import ctypes
 import datetime
 import functools
-import ipaddress
 import json
 import os
 import secrets
@@ -43,9 +42,10 @@ from typing import Any, Self
 import httpx
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from webhook.certs import issue_serving, new_ca
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR_SCRIPT = REPO_ROOT / "scripts" / "k8s-bin-dir.sh"
@@ -155,34 +155,7 @@ class CertificateAuthority:
 
     @classmethod
     def create(cls, common_name: str = "pullguard-e2e-ca") -> CertificateAuthority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now() - datetime.timedelta(minutes=5))
-            .not_valid_after(_now() + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
+        key, cert = new_ca(common_name, days=1)
         return cls(cert=cert, key=key)
 
     @property
@@ -191,29 +164,7 @@ class CertificateAuthority:
 
     def issue(self, hosts: Sequence[str], common_name: str | None = None) -> IssuedCert:
         """A serving certificate for ``hosts`` (DNS names and/or IP addresses)."""
-        if not hosts:
-            raise ValueError("at least one host is needed")
-        sans: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                sans.append(x509.DNSName(host))
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name or hosts[0])]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now() - datetime.timedelta(minutes=5))
-            .not_valid_after(_now() + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
+        key, cert = issue_serving(self.key, self.cert, hosts, days=1, common_name=common_name)
         return IssuedCert(cert_pem=cert.public_bytes(serialization.Encoding.PEM), key_pem=_pem_key(key))
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
+
+from webhook.certs import issue_serving, new_ca
 
 __all__ = [
     "DEFAULT_SERVER_NAMES",
@@ -95,38 +97,7 @@ class CertificateAuthority:
         stem: str = "server",
     ) -> IssuedCert:
         """Issue a serverAuth certificate for ``names`` (IPs or DNS names) into ``directory``."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
-        ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _BACKDATE)
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(_san_entries(names)), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
+        key, cert = issue_serving(self.key, self.cert, names, days=_VALIDITY.days)
         directory.mkdir(parents=True, exist_ok=True)
         cert_file = directory / f"{stem}.pem"
         key_file = directory / f"{stem}-key.pem"
@@ -142,35 +113,7 @@ class CertificateAuthority:
 
 def generate_ca(directory: Path, *, common_name: str = "pullguard test CA", stem: str = "ca") -> CertificateAuthority:
     """Create a fresh CA and write its certificate to ``directory/<stem>.pem``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = new_ca(common_name, days=_VALIDITY.days)
     directory.mkdir(parents=True, exist_ok=True)
     ca_file = directory / f"{stem}.pem"
     ca_file.write_bytes(_cert_pem(cert))

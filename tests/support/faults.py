@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
+
+from .lifecycle import StopsOnExit
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -80,7 +81,7 @@ _HOP_BY_HOP = frozenset(
 _MAX_BODY = 64 * 1024 * 1024
 
 
-class _StoppableMixin:
+class _StoppableMixin(StopsOnExit):
     """A bounded-lifetime ``stop()`` plus the context-manager protocol."""
 
     _stop_lock: threading.Lock
@@ -120,17 +121,6 @@ class _StoppableMixin:
 
     def _shutdown(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,13 +40,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import yaml
 
 from .images import RegistryAuth
+from .lifecycle import StopsOnExit
 from .tlsgen import CertificateAuthority, generate_ca
 from .token_issuer import TokenIssuer, TokenUser, start_token_issuer
 
@@ -150,7 +150,7 @@ atexit.register(_stop_all_live)
 
 
 @dataclass(eq=False)
-class RegistryServer:
+class RegistryServer(StopsOnExit):
     """A running docker-registry.  ``url`` is ``scheme://host``; ``host`` is ``127.0.0.1:PORT``."""
 
     kind: RegistryKind
@@ -244,17 +244,6 @@ class RegistryServer:
             self.token_issuer.stop()
         if self._remove_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:

@@ -90,3 +90,15 @@ def test_challenge_parsing() -> None:
     ]
     assert parse_challenges(['Basic realm="with \\"quotes\\""'])[0].realm == 'with "quotes"'
     assert parse_challenges([""]) == []
+
+
+def test_token_responses_as_the_token_spec_allows() -> None:
+    from webhook.registry.auth import DEFAULT_TOKEN_SECONDS, _read_token
+
+    assert _read_token(b'{"access_token": "abc"}') == ("abc", DEFAULT_TOKEN_SECONDS)
+    assert _read_token(b'{"token": "t", "access_token": "a", "expires_in": 300}') == ("t", 300)
+    assert _read_token(b'{"token": "t", "expires_in": -5}') == ("t", 60)
+    for body in (b"not json", b"[]", b'{"expires_in": 10}', b'{"token": ""}'):
+        with pytest.raises(AuthError) as raised:
+            _read_token(body)
+        assert raised.value.status is LookupStatus.MALFORMED

@@ -93,6 +93,11 @@ class AdmissionFastPath:
             log.warning("malformed admission review", extra={"fields": {"endpoint": endpoint, "error": str(exc)}})
             await _respond(send, 400, orjson.dumps({"error": str(exc)}))
             return
+        except Exception:  # a bug of ours outside the checks: the webhook configuration's failurePolicy decides
+            self.service.metrics.requests.labels(endpoint, "", "error").inc()
+            log.exception("admission review failed", extra={"fields": {"endpoint": endpoint}})
+            await _respond(send, 500, b'{"error":"internal error, see pullguard logs"}')
+            return
         _record(self.service.metrics, endpoint, outcome, time.perf_counter() - started)
         await _respond(send, 200, orjson.dumps(outcome.answer))
 

@@ -7,6 +7,7 @@ import copy
 import json
 import ssl
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -219,3 +220,20 @@ def test_patch_decodes(pullguard_factory) -> None:  # type: ignore[no-untyped-de
     assert json.loads(base64.b64decode(answer["patch"])) == [
         {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "mirror.example.com/library/nginx"}
     ]
+
+
+CAPTURED = sorted((Path(__file__).parents[1] / "data" / "admission").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", CAPTURED, ids=[p.stem for p in CAPTURED])
+def test_every_captured_review_is_answered(pullguard: PullguardServer, path: Path) -> None:
+    """Real AdmissionReviews captured from kube-apiserver v1.37.2 (tests/data/README.md)."""
+    document = json.loads(path.read_text())
+    response = pullguard.post("/validate", document)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["apiVersion"] == document["apiVersion"]
+    assert answer["response"]["uid"] == document["request"]["uid"]
+    assert answer["response"]["allowed"] is True  # the captured objects have valid references
+    for warning in answer["response"].get("warnings", []):
+        assert warning.startswith("pullguard: ") and len(warning) <= 256 and "\n" not in warning

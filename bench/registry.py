@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from reviews import review  # noqa: E402
 from support.faults import start_delaying_proxy  # noqa: E402
-from support.images import ImagePusher, build_image  # noqa: E402
+from support.images import build_image  # noqa: E402
+from support.pushers import ImagePusher  # noqa: E402
 from support.registry import start_plain_registry  # noqa: E402
 
 from bench.run import free_port, wait_healthy  # noqa: E402

@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from reviews import review  # noqa: E402
-from support.images import ImagePusher, build_image, build_index  # noqa: E402
+from support.images import build_image, build_index  # noqa: E402
+from support.pushers import ImagePusher  # noqa: E402
 from support.registry import RegistryServer, start_plain_registry  # noqa: E402
 
 HOST = "registry.bench.example"  # mapped by a hosts.toml to a registry on loopback: no DNS, no outside traffic

@@ -39,7 +39,8 @@ from cluster_scenarios import (
     service_account,
 )
 from support import fixtures
-from support.images import LINUX_AMD64, push_multiarch_index, push_single_arch
+from support.images import LINUX_AMD64
+from support.pushers import push_multiarch_index, push_single_arch
 from support.registry import RegistryServer, start_basic_registry, start_plain_registry
 from webhook_harness import PullguardWebhook, pullguard_webhook, start_server
 

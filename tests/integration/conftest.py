@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from support import fixtures
-from support.images import StandardImages
+from support.pushers import StandardImages
 from support.registry import RegistryServer
 
 

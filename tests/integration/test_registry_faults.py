@@ -19,7 +19,7 @@ import pytest
 from registry_helpers import config, lookup, map_host
 from support.faults import Fault, start_blackhole, start_delaying_proxy, start_fault_server
 from support.faults import refused_endpoint as make_refused_endpoint
-from support.images import StandardImages
+from support.pushers import StandardImages
 from support.registry import RegistryServer
 
 from policies.model import LookupStatus
@@ -268,7 +268,8 @@ async def test_a_registry_gets_at_most_eight_concurrent_requests(
     plain_registry: RegistryServer,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    from support.images import ImagePusher, build_image
+    from support.images import build_image
+    from support.pushers import ImagePusher
 
     with ImagePusher(plain_registry) as pusher:
         for i in range(24):

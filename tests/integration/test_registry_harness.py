@@ -32,16 +32,10 @@ from support.images import (
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
     OCI_MANIFEST,
-    ImagePusher,
     PushedImage,
-    RegistryAuth,
-    StandardImages,
     build_image,
-    fetch_manifest,
-    parse_www_authenticate,
-    push_multiarch_index,
-    push_single_arch,
 )
+from support.pushers import ImagePusher, StandardImages, fetch_manifest, push_multiarch_index, push_single_arch
 from support.registry import (
     DEFAULT_TOKEN_USERS,
     RegistryServer,
@@ -51,6 +45,7 @@ from support.registry import (
     start_proxy_registry,
     start_token_registry,
 )
+from support.registry_auth import RegistryAuth, parse_www_authenticate
 from support.tlsgen import generate_ca
 from support.token_issuer import libtrust_key_id
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from registry_helpers import config, lookup, map_host
-from support.images import StandardImages, push_single_arch
+from support.pushers import StandardImages, push_single_arch
 from support.registry import RegistryServer
 
 from policies.model import LookupStatus

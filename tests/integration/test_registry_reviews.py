@@ -15,7 +15,7 @@ from registry_helpers import map_host
 from reviews import review
 from server import PullguardServer
 from support.faults import start_blackhole
-from support.images import StandardImages
+from support.pushers import StandardImages
 from support.registry import RegistryServer
 
 pytestmark = pytest.mark.registry

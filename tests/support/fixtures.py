@@ -36,7 +36,7 @@ from .faults import (
     start_delaying_proxy,
     start_fault_server,
 )
-from .images import StandardImages, push_standard_images
+from .pushers import StandardImages, push_standard_images
 from .registry import (
     RegistryServer,
     registry_available,

@@ -1,37 +1,26 @@
-"""Build tiny, deterministic, *real* images and push them through the registry HTTP API.
+"""Build tiny, deterministic, *real* images (manifests, configs and layers) for the test registries.
 
 Everything is valid enough for ``skopeo copy --all``: layers are gzipped tarballs, configs carry
 ``rootfs.diff_ids`` matching the uncompressed layers, manifests reference blobs that exist.
 Content is a pure function of ``seed`` and platform, so digests are stable across runs.
 
 Builders (no I/O): :func:`build_image`, :func:`build_attestation`, :func:`build_index`.
-Pushers: :class:`ImagePusher` (blob upload ``POST`` + monolithic ``PUT``, manifest ``PUT``) and
-the one-call helpers :func:`push_single_arch`, :func:`push_multiarch_index`,
-:func:`push_manifest_list`, :func:`push_arm64_only_index`, :func:`push_standard_images`.
-Authentication (HTTP Basic and the Docker Bearer-token dance) is :class:`RegistryAuth`, an
-``httpx.Auth`` usable with sync and async clients.
+Pushing them is ``support.pushers`` (:class:`ImagePusher` and one-call helpers); authenticating
+the pushes is ``support.registry_auth`` (:class:`RegistryAuth`, an ``httpx.Auth``).
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import io
 import json
-import re
-import ssl
 import tarfile
-import threading
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self
-from urllib.parse import urljoin
-
-import httpx
+from typing import Any, Literal
 
 __all__ = [
     "ACCEPT_ALL_MANIFESTS",
@@ -52,25 +41,12 @@ __all__ = [
     "UNKNOWN_PLATFORM",
     "Blob",
     "BuiltManifest",
-    "Challenge",
-    "ImagePusher",
     "Platform",
-    "PushError",
     "PushedImage",
-    "RegistryAuth",
-    "RegistryEndpoint",
-    "StandardImages",
     "build_attestation",
     "build_image",
     "build_index",
     "digest_of",
-    "fetch_manifest",
-    "parse_www_authenticate",
-    "push_arm64_only_index",
-    "push_manifest_list",
-    "push_multiarch_index",
-    "push_single_arch",
-    "push_standard_images",
 ]
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -427,337 +403,7 @@ def build_index(
 # Authentication
 # --------------------------------------------------------------------------------------------
 
-_CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
-_REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)/")
-
-
-@dataclass(frozen=True)
-class Challenge:
-    scheme: str  # lower-cased: "basic" or "bearer"
-    params: dict[str, str]
-
-
-def parse_www_authenticate(values: Iterable[str]) -> list[Challenge]:
-    """Parse ``WWW-Authenticate`` header values (one challenge per header, as registries send)."""
-    out: list[Challenge] = []
-    for value in values:
-        scheme, _, rest = value.strip().partition(" ")
-        params: dict[str, str] = {}
-        pos = 0
-        while pos < len(rest):
-            m = _CHALLENGE_PARAM.match(rest, pos)
-            if not m or m.end() == pos:
-                break
-            quoted, bare = m.group(2), m.group(3)
-            params[m.group(1).lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
-            pos = m.end()
-        out.append(Challenge(scheme.lower(), params))
-    return out
-
-
-def _basic(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
-def _widen(scope: str, actions: Sequence[str]) -> str:
-    parts = scope.rsplit(":", 1)
-    if len(parts) != 2 or not scope.startswith("repository"):
-        return scope
-    merged = list(dict.fromkeys([*(a for a in parts[1].split(",") if a), *actions]))
-    return f"{parts[0]}:{','.join(merged)}"
-
-
-class RegistryAuth(httpx.Auth):
-    """Answers registry ``401`` challenges: Basic, or the Bearer token dance.
-
-    Tokens are cached per registry origin and repository name (``/v2/<name>/...``) and sent
-    pre-emptively; a ``401`` with a cached token (expired, or ``insufficient_scope``) fetches a
-    new one once.  If the token endpoint refuses, the caller gets the *token endpoint's*
-    response (e.g. its 401) - check ``response.url``.  ``actions`` widens every requested
-    repository scope, e.g. ``("pull", "push")`` to get one token good for a whole push.
-    """
-
-    requires_response_body = True
-
-    def __init__(
-        self,
-        username: str | None = None,
-        password: str | None = None,
-        *,
-        actions: Sequence[str] | None = None,
-    ) -> None:
-        self.username = username
-        self.password = password
-        self.actions: tuple[str, ...] = tuple(actions or ())
-        self._lock = threading.Lock()
-        self._tokens: dict[tuple[str, str], str] = {}  # (origin, repository) -> token
-        self._basic_origins: set[str] = set()
-        #: number of token-endpoint round trips made
-        self.token_fetches = 0
-
-    def clear(self) -> None:
-        with self._lock:
-            self._tokens.clear()
-            self._basic_origins.clear()
-
-    def _creds(self) -> tuple[str, str] | None:
-        if self.username is None:
-            return None
-        return self.username, self.password or ""
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        m = _REPO_PATH.match(request.url.path)
-        repo = m["name"] if m else ""
-        origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
-        creds = self._creds()
-        with self._lock:
-            cached = self._tokens.get((origin, repo))
-            basic_seen = origin in self._basic_origins
-        if cached is not None:
-            request.headers["Authorization"] = f"Bearer {cached}"
-        elif basic_seen and creds is not None:
-            request.headers["Authorization"] = _basic(*creds)
-        response = yield request
-        if response.status_code != 401:
-            return
-        challenges = parse_www_authenticate(response.headers.get_list("www-authenticate"))
-        bearer = next((c for c in challenges if c.scheme == "bearer"), None)
-        basic = next((c for c in challenges if c.scheme == "basic"), None)
-        if bearer is not None and "realm" in bearer.params:
-            params: list[tuple[str, str]] = []
-            if "service" in bearer.params:
-                params.append(("service", bearer.params["service"]))
-            for scope in bearer.params.get("scope", "").split(" "):
-                if scope:
-                    params.append(("scope", _widen(scope, self.actions)))
-            if not any(k == "scope" for k, _ in params) and repo and self.actions:
-                params.append(("scope", f"repository:{repo}:{','.join(self.actions)}"))
-            token_request = httpx.Request("GET", bearer.params["realm"], params=tuple(params))
-            if creds is not None:
-                token_request.headers["Authorization"] = _basic(*creds)
-            self.token_fetches += 1
-            token_response = yield token_request
-            if token_response.status_code != 200:
-                return
-            body = token_response.json()
-            token = body.get("token") or body.get("access_token")
-            if not isinstance(token, str):
-                return
-            with self._lock:
-                self._tokens[(origin, repo)] = token
-            request.headers["Authorization"] = f"Bearer {token}"
-            yield request
-        elif basic is not None and creds is not None and "Authorization" not in request.headers:
-            with self._lock:
-                self._basic_origins.add(origin)
-            request.headers["Authorization"] = _basic(*creds)
-            yield request
-
 
 # --------------------------------------------------------------------------------------------
 # Pushing
 # --------------------------------------------------------------------------------------------
-
-
-class RegistryEndpoint(Protocol):
-    """What the pushers need from a registry (``RegistryServer`` satisfies it)."""
-
-    @property
-    def url(self) -> str: ...
-    @property
-    def host(self) -> str: ...
-    @property
-    def ca_file(self) -> Path | None: ...
-    @property
-    def username(self) -> str | None: ...
-    @property
-    def password(self) -> str | None: ...
-
-
-class PushError(RuntimeError):
-    def __init__(self, what: str, response: httpx.Response) -> None:
-        super().__init__(f"{what}: HTTP {response.status_code} {response.text[:500]}")
-        self.response = response
-
-
-class ImagePusher:
-    """Pushes blobs and manifests with an ``httpx.Client`` (one token covers pull+push)."""
-
-    def __init__(
-        self,
-        registry: RegistryEndpoint,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.registry = registry
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(registry.ca_file)) if registry.ca_file else True
-        )
-        self.auth = RegistryAuth(
-            username if username is not None else registry.username,
-            password if password is not None else registry.password,
-            actions=("pull", "push"),
-        )
-        self.client = httpx.Client(base_url=registry.url, verify=verify, auth=self.auth, timeout=timeout)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def push_blob(self, repository: str, blob: Blob) -> None:
-        """Upload ``blob`` unless present: ``POST /blobs/uploads/`` then monolithic ``PUT ?digest=``."""
-        head = self.client.head(f"/v2/{repository}/blobs/{blob.digest}")
-        if head.status_code == 200:
-            return
-        start = self.client.post(f"/v2/{repository}/blobs/uploads/", headers={"Content-Length": "0"})
-        if start.status_code != 202 or "location" not in start.headers:
-            raise PushError(f"starting upload of {blob.digest} to {repository}", start)
-        # Keep the upload URL's own query (``_state``); httpx's ``params=`` would replace it.
-        location = httpx.URL(urljoin(self.registry.url + "/", start.headers["location"]))
-        put = self.client.put(
-            location.copy_merge_params({"digest": blob.digest}),
-            content=blob.data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        if put.status_code != 201:
-            raise PushError(f"uploading {blob.digest} to {repository}", put)
-
-    def push_manifest(self, repository: str, reference: str, manifest: BuiltManifest) -> str:
-        """``PUT /v2/<repository>/manifests/<reference>``; returns (and checks) the digest."""
-        response = self.client.put(
-            f"/v2/{repository}/manifests/{reference}",
-            content=manifest.raw,
-            headers={"Content-Type": manifest.media_type},
-        )
-        if response.status_code != 201:
-            raise PushError(f"putting manifest {repository}:{reference}", response)
-        returned = response.headers.get("docker-content-digest")
-        if returned and returned != manifest.digest:
-            raise AssertionError(f"registry digest {returned} != computed {manifest.digest}")
-        return manifest.digest
-
-    def push(self, repository: str, tag: str | None, manifest: BuiltManifest) -> PushedImage:
-        """Push ``manifest`` with all blobs and children, tagged ``tag`` (None: by digest only)."""
-        for child in manifest.children:
-            self.push(repository, None, child)
-        for blob in manifest.blobs:
-            self.push_blob(repository, blob)
-        self.push_manifest(repository, tag if tag is not None else manifest.digest, manifest)
-        return PushedImage(self.registry.host, repository, tag, manifest)
-
-
-def _push(registry: RegistryEndpoint, repository: str, tag: str | None, manifest: BuiltManifest) -> PushedImage:
-    with ImagePusher(registry) as pusher:
-        return pusher.push(repository, tag, manifest)
-
-
-def push_single_arch(
-    registry: RegistryEndpoint,
-    repository: str,
-    tag: str = "latest",
-    *,
-    platform: Platform | str = LINUX_AMD64,
-    oci: bool = False,
-    seed: str | None = None,
-) -> PushedImage:
-    """Push one image (Docker schema2, or OCI with ``oci=True``). ``seed`` defaults to ``repo:tag``."""
-    image = build_image(platform, oci=oci, seed=seed or f"{repository}:{tag}")
-    return _push(registry, repository, tag, image)
-
-
-def push_multiarch_index(
-    registry: RegistryEndpoint,
-    repository: str,
-    tag: str = "latest",
-    *,
-    platforms: Iterable[Platform | str] = DEFAULT_PLATFORMS,
-    attestations: bool = True,
-    seed: str | None = None,
-) -> PushedImage:
-    """Push an OCI index (amd64, arm64/v8, arm/v7 by default) with attestation manifests."""
-    index = build_index(platforms, attestations=attestations, seed=seed or f"{repository}:{tag}")
-    return _push(registry, repository, tag, index)
-
-
-def push_manifest_list(
-    registry: RegistryEndpoint,
-    repository: str,
-    tag: str = "latest",
-    *,
-    platforms: Iterable[Platform | str] = DEFAULT_PLATFORMS,
-    seed: str | None = None,
-) -> PushedImage:
-    """Push a Docker manifest list of schema2 images."""
-    index = build_index(platforms, docker=True, seed=seed or f"{repository}:{tag}")
-    return _push(registry, repository, tag, index)
-
-
-def push_arm64_only_index(
-    registry: RegistryEndpoint,
-    repository: str,
-    tag: str = "latest",
-    *,
-    attestations: bool = False,
-    seed: str | None = None,
-) -> PushedImage:
-    """Push an OCI index holding only linux/arm64/v8 (the "no amd64 build" case)."""
-    index = build_index([LINUX_ARM64_V8], attestations=attestations, seed=seed or f"{repository}:{tag}")
-    return _push(registry, repository, tag, index)
-
-
-@dataclass(frozen=True)
-class StandardImages:
-    """The stock image set :func:`push_standard_images` pushes (one repository each)."""
-
-    docker_v2: PushedImage
-    oci_single: PushedImage
-    oci_index: PushedImage
-    docker_list: PushedImage
-    arm64_only: PushedImage
-
-    def all(self) -> tuple[PushedImage, ...]:
-        return (self.docker_v2, self.oci_single, self.oci_index, self.docker_list, self.arm64_only)
-
-
-def push_standard_images(registry: RegistryEndpoint, *, prefix: str = "harness", tag: str = "1.0") -> StandardImages:
-    """Push one of each image kind to ``<prefix>/<kind>:<tag>``."""
-    with ImagePusher(registry) as pusher:
-
-        def push(repo: str, manifest: BuiltManifest) -> PushedImage:
-            return pusher.push(repo, tag, manifest)
-
-        def seed(name: str) -> str:
-            return f"{prefix}/{name}:{tag}"
-
-        return StandardImages(
-            docker_v2=push(f"{prefix}/docker-v2", build_image(LINUX_AMD64, seed=seed("docker-v2"))),
-            oci_single=push(f"{prefix}/oci-single", build_image(LINUX_AMD64, oci=True, seed=seed("oci-single"))),
-            oci_index=push(f"{prefix}/oci-index", build_index(attestations=True, seed=seed("oci-index"))),
-            docker_list=push(f"{prefix}/docker-list", build_index(docker=True, seed=seed("docker-list"))),
-            arm64_only=push(f"{prefix}/arm64-only", build_index([LINUX_ARM64_V8], seed=seed("arm64-only"))),
-        )
-
-
-def fetch_manifest(
-    client: httpx.Client,
-    repository: str,
-    reference: str,
-    *,
-    accept: str | Sequence[str] = ACCEPT_ALL_MANIFESTS,
-    method: Literal["GET", "HEAD"] = "GET",
-) -> httpx.Response:
-    """``GET``/``HEAD /v2/<repository>/manifests/<reference>`` with an Accept header."""
-    header = accept if isinstance(accept, str) else ", ".join(accept)
-    return client.request(method, f"/v2/{repository}/manifests/{reference}", headers={"Accept": header})

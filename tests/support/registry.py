@@ -45,8 +45,8 @@ from typing import Any
 import httpx
 import yaml
 
-from .images import RegistryAuth
 from .lifecycle import StopsOnExit
+from .registry_auth import RegistryAuth
 from .tlsgen import CertificateAuthority, generate_ca
 from .token_issuer import TokenIssuer, TokenUser, start_token_issuer
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from reviews import review  # noqa: E402
-from support.faults import start_delaying_proxy  # noqa: E402
+from support.delaying_proxy import start_delaying_proxy  # noqa: E402
 from support.images import build_image  # noqa: E402
 from support.pushers import ImagePusher  # noqa: E402
 from support.registry import start_plain_registry  # noqa: E402

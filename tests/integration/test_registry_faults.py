@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from registry_helpers import config, lookup, map_host
-from support.faults import Fault, start_blackhole, start_delaying_proxy, start_fault_server
+from support.delaying_proxy import start_delaying_proxy
+from support.faults import Fault, start_blackhole, start_fault_server
 from support.faults import refused_endpoint as make_refused_endpoint
 from support.pushers import StandardImages
 from support.registry import RegistryServer

@@ -17,13 +17,13 @@ import jwt
 import pytest
 from cryptography import x509
 from support import fixtures as f
+from support.delaying_proxy import start_delaying_proxy
 from support.faults import (
     FAULT_MANIFEST,
     NOT_JSON_BODY,
     Fault,
     refused_endpoint,
     start_blackhole,
-    start_delaying_proxy,
     start_fault_server,
 )
 from support.images import (

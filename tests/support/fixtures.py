@@ -25,15 +25,14 @@ from typing import Any
 
 import pytest
 
+from .delaying_proxy import DelayingProxy, start_delaying_proxy
 from .faults import (
     Blackhole,
-    DelayingProxy,
     Fault,
     FaultServer,
     RefusedEndpoint,
     refused_endpoint,
     start_blackhole,
-    start_delaying_proxy,
     start_fault_server,
 )
 from .pushers import StandardImages, push_standard_images

@@ -43,7 +43,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from .faults import DEFAULT_LIFETIME, LoopbackHTTPServer, RequestHandler
+from .loopback import DEFAULT_LIFETIME, LoopbackHTTPServer, RequestHandler
 from .tlsgen import CertificateAuthority, SigningKeyPair, generate_signing_keypair
 
 __all__ = [

@@ -470,3 +470,20 @@ def test_readyz_waits_for_the_first_sync(cluster: Cluster, tmp_path: Path) -> No
     finally:
         server.stop()
         forwarder.close()
+
+
+# --------------------------------------------------------------------------- UPDATE: what changed is checked
+
+
+def test_update_checks_a_changed_pull_context(
+    cluster: Cluster, namespace: str, registries: Registries, hook: PullguardWebhook
+) -> None:
+    image = registries.plain_image("app", "1.1")  # multi-arch, present: silent on its own
+    cluster.apply(deployment(namespace, image, name="steady"))  # really created: the UPDATEs below have an old object
+    same = deployment(namespace, image, name="steady")
+    same["spec"]["replicas"] = 3
+    unchanged = dry_run(cluster, same)
+    assert unchanged.code == 0 and not unchanged.warnings, unchanged
+    with_secret = dry_run(cluster, deployment(namespace, image, name="steady", pull_secrets=["nope"]))
+    assert with_secret.code == 0, with_secret
+    assert with_secret.warning_with('imagePullSecret "nope" does not exist'), with_secret

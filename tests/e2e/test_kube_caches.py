@@ -9,14 +9,15 @@ import queue
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from cluster import Cluster, ManagedProcess, _apiserver_argv, _http_ok, free_port, wait_until
+from cluster_scenarios import eventually
 from kubernetes import client
 
 from webhook.kube.informers import ConfigMapWatcher, KubeClusterView, load_api_client
@@ -24,20 +25,7 @@ from webhook.kube.reflector import Reflector
 
 pytestmark = pytest.mark.timeout(150)
 
-T = TypeVar("T")
 WAIT = 10.0  # every "eventually" is bounded by this
-
-
-def eventually(probe: Callable[[], T], what: str, timeout: float = WAIT) -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {value!r})")
-        time.sleep(0.05)
 
 
 def _b64(text: str) -> str:

@@ -183,7 +183,21 @@ def start_fault_server(
 # --------------------------------------------------------------------------------------------
 
 
-class Blackhole(_StoppableMixin):
+class _LoopbackPort(_StoppableMixin):
+    """A plain-HTTP address on 127.0.0.1 that is not an HTTP server (see the two below)."""
+
+    port: int
+
+    @property
+    def host(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+
+class Blackhole(_LoopbackPort):
     """Accepts TCP connections (handshake completes) and never sends a byte."""
 
     def __init__(self, *, lifetime: float | None = DEFAULT_LIFETIME) -> None:
@@ -199,14 +213,6 @@ class Blackhole(_StoppableMixin):
         self._running = True
         self._thread.start()
         self._init_lifetime(lifetime)
-
-    @property
-    def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def _loop(self) -> None:
         while self._running:
@@ -236,7 +242,7 @@ def start_blackhole(*, lifetime: float | None = DEFAULT_LIFETIME) -> Blackhole:
     return Blackhole(lifetime=lifetime)
 
 
-class RefusedEndpoint(_StoppableMixin):
+class RefusedEndpoint(_LoopbackPort):
     """A loopback port that is bound but not listening: every connect gets ECONNREFUSED.
 
     Holding the bound socket guarantees no other process grabs the port while the test runs.
@@ -247,14 +253,6 @@ class RefusedEndpoint(_StoppableMixin):
         self._sock.bind((LOOPBACK, 0))
         self.port: int = self._sock.getsockname()[1]
         self._init_lifetime(None)
-
-    @property
-    def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def _shutdown(self) -> None:
         self._sock.close()

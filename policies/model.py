@@ -37,6 +37,7 @@ class Reason(StrEnum):
     ERR_IMAGE_PULL = "ErrImagePull"
     IMAGE_PULL_BACKOFF = "ImagePullBackOff"
     ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"  # pulled, but the container cannot start (exec format error)
     SECRET_IGNORED = "FailedToRetrieveImagePullSecret"  # noqa: S105 - the kubelet's event reason, not a secret
     NOT_REPRODUCIBLE = "NotReproducible"  # a floating tag: pulls succeed, but not always the same image
     UNVERIFIED = "Unverified"  # the outcome could not be established in time
@@ -116,6 +117,12 @@ class Workload:
     images: tuple[ContainerImage, ...]
 
 
+# An index lists one manifest per platform; anything else is one image for one platform.
+INDEX_MEDIA_TYPES = frozenset(
+    {"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
+)
+
+
 class LookupStatus(StrEnum):
     """How a registry lookup ended. Every lookup ends as exactly one of these; none escapes as an exception."""
 
@@ -132,6 +139,7 @@ class LookupStatus(StrEnum):
     MALFORMED = "malformed"
     NODE_LOCAL = "nodeLocal"  # localhost registries: only the node can see them
     BLOCKED = "blocked"  # link-local / metadata addresses: never contacted from the webhook
+    WITHHELD = "credentialsWithheld"  # the node would send credentials where pullguard's rules do not
     NOT_CHECKED = "notChecked"  # offline, or no lookup was made
 
     @property
@@ -162,6 +170,10 @@ class ImageFacts:
     similar_tags: tuple[str, ...] = ()  # for NOT_FOUND, closest first, when the registry lists tags
     retry_after_seconds: float | None = None
     rate_limit: str = ""  # "remaining 0 of 100;w=21600" from the ratelimit-* headers
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_MEDIA_TYPES
 
 
 @dataclass(frozen=True, slots=True)

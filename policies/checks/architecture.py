@@ -1,7 +1,9 @@
 """`architecture`: the image has a build for the platforms of the nodes the pod may land on.
 
-containerd pulls with a platform matcher: an index without a matching entry, or a single-platform image of
-another architecture, fails with "no match for platform in manifest" (ErrImagePull).
+containerd pulls with a platform matcher that it applies to an index's entries only: an index without a matching
+entry fails with "no match for platform in manifest" (ErrImagePull). A single-platform manifest is the pull's
+root, whose platform containerd never checks (core/images/image.go `Manifest`: `desc.Digest != image.Digest`),
+so it is pulled and unpacked, and the container then dies at start with "exec format error".
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     if not missing:
         return ()
     offers = _list(offered)
+    if not found.is_index:
+        return (_single_platform(image, offers, missing, fitting, demand.source),)
     if not fitting:
         message = f"{image.label} has no build for {_list(missing)} (from {demand.source}; it offers {offers})"
         hint = f"push a {_list(missing)} build (a multi-arch index), or pin the pod to {_arch_selector(offered)}"
@@ -38,6 +42,19 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     message = f"{image.label} has no build for {_list(missing)}: pods on {where} would fail (no match for platform)"
     hint = f"add nodeSelector {_arch_selector(fitting)} or push a multi-arch image"
     return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, hint, advisory=True),)
+
+
+def _single_platform(
+    image: ContainerImage, offers: str, missing: list[Platform], fitting: list[Platform], source: str
+) -> Finding:
+    message = (
+        f"{image.label} is a single-platform {offers} image: on {_list(missing)} nodes (from {source}) containerd "
+        "pulls it and the container fails to start with exec format error"
+    )
+    hint = f"push a multi-arch index with a {_list(missing)} build, or pin the pod to {_arch_selector(fitting)}"
+    if not fitting:
+        hint = f"push a {_list(missing)} build (a multi-arch index), or run the pod on {offers} nodes"
+    return Finding(NAME, image, Reason.CRASH_LOOP_BACK_OFF, message, hint, advisory=bool(fitting))
 
 
 def _node_platform_in(labels: Mapping[str, str], platforms: list[Platform]) -> bool:

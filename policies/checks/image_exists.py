@@ -122,6 +122,12 @@ def _explain(found: ImageFacts) -> tuple[str, str]:
                 f"cannot verify from the webhook: {registry} is local to each node",
                 f"make sure every node serves it, or map {registry} in registry.hostsDir",
             )
+        case LookupStatus.WITHHELD:
+            return (
+                f"could not verify: {detail}",
+                f"serve {registry} over HTTPS (the nodes send these credentials in plain text), or map it in "
+                "registry.hostsDir to the HTTPS address the nodes use",
+            )
         case LookupStatus.BLOCKED:
             return (
                 f"could not verify: {registry} resolves to a link-local or metadata address ({detail})",

@@ -55,14 +55,25 @@ def _secret_finding(image: ContainerImage, problem: SecretProblem, credentials: 
 
 
 def _auth_finding(image: ContainerImage, found: ImageFacts, credentials: PodCredentials | None) -> Finding:
+    """Say what happened to the credentials: an entry matched and was rejected, or none matched, or none exist.
+    `credential_sources` lists the secrets whose entry matched the image (the keyring's answer)."""
     registry = found.registry
-    sources = ", ".join(found.credential_sources) or "the pod's pull secrets"
+    sources = ", ".join(found.credential_sources)
     if found.status is LookupStatus.DENIED:
-        message = f"{image.label}: registry {registry} denied pull access with the credentials in {sources}"
+        who = f"the account in {sources}" if found.credentials_sent else "an anonymous pull"
+        message = (
+            f"{image.label}: registry {registry} denied {who} pull access ({found.detail or 'insufficient scope'})"
+        )
         hint = "grant that account pull access to the repository, or check the repository name"
     elif found.credentials_sent:
-        message = f"{image.label}: the credentials in {sources} were rejected by registry {registry}"
+        message = f"{image.label}: registry {registry} rejected the credentials of {sources}"
         hint = f"update the secret with current credentials for {registry}"
+    elif sources:  # an entry matched, but the registry's challenge gave no way to present it
+        message = (
+            f"{image.label}: registry {registry} answered unauthorized before the credentials of {sources} "
+            f"could be presented ({found.detail or 'no usable challenge'})"
+        )
+        hint = f"check that {registry} offers Basic or Bearer authentication to the nodes"
     elif credentials is not None and credentials.registry_keys:
         keys = ", ".join(credentials.registry_keys[:4])
         message = (

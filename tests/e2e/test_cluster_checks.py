@@ -178,12 +178,12 @@ def test_pull_secret_with_a_wrong_password_then_the_right_one(
     wrong = dry_run_until(
         cluster,
         deployment(namespace, image, name="stale", pull_secrets=["stale"]),
-        lambda r: r.warning_with("were rejected by registry"),
+        lambda r: r.warning_with("rejected the credentials of"),
         "the rejected-credentials finding",
     )
     assert wrong.code == 0 and created(wrong), wrong
     warning = wrong.warning_with(
-        f'image "{image}": the credentials in secret {namespace}/stale were rejected by registry {basic.host}'
+        f'image "{image}": registry {basic.host} rejected the credentials of secret {namespace}/stale'
     )
     assert warning, wrong
     assert f"update the secret with current credentials for {basic.host}" in warning

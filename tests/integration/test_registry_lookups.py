@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from registry_helpers import config, lookup, map_host
+from support.faults import refused_endpoint
 from support.pushers import StandardImages, push_single_arch
 from support.registry import RegistryServer
 
@@ -172,3 +173,39 @@ async def test_hosts_toml_mirror_is_asked_first(
     assert facts.status is LookupStatus.EXISTS
     assert facts.endpoint == f"{proxy_registry.url}/v2"
     assert facts.registry == "registry.example.com"
+
+
+async def test_credentials_go_to_every_hosts_toml_endpoint(
+    client: RegistryClient, basic_registry: RegistryServer, plain_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """The kubelet's credentials carry no ServerAddress, so containerd presents them to each host hosts.toml
+    lists for the registry (CRI ParseAuth): a private registry known to the nodes by another name is pulled."""
+    push_single_arch(basic_registry, "team/app", "1.0")
+    good = Credential(basic_registry.username or "", basic_registry.password or "", "secret shop/regcred")
+    as_host = tmp_path / "as-host"
+    map_host(as_host, "priv.example", "https://priv.example", extra=_host_table(basic_registry))
+    as_server = map_host(tmp_path / "as-server", "priv.example", basic_registry.url, basic_registry.ca_file)
+    for hosts in (as_host, as_server):
+        facts = await lookup(client, "priv.example/team/app:1.0", config(hosts), (good,))
+        assert facts.status is LookupStatus.EXISTS, facts
+        assert facts.credentials_sent is True
+        assert facts.platforms == (AMD64,)
+    # a mirror that lacks the image answers 404 and the pull falls through to the server, credentials and all
+    mirrored = map_host(
+        tmp_path / "mirrored", "priv.example", basic_registry.url, basic_registry.ca_file, _host_table(plain_registry)
+    )
+    facts = await lookup(client, "priv.example/team/app:1.0", config(mirrored), (good,))
+    assert facts.status is LookupStatus.EXISTS, facts
+    assert facts.endpoint == f"{basic_registry.url}/v2"
+    missing = await lookup(client, "priv.example/team/app:9.9", config(mirrored), (good,))
+    assert missing.status is LookupStatus.NOT_FOUND, missing  # not a false "unauthorized"
+    # the host 404s and the server refuses: containerd reports the first non-404 error, not "not found"
+    with refused_endpoint() as refused:
+        failing = map_host(tmp_path / "failing", "priv.example", refused.url, extra=_host_table(basic_registry))
+        unreachable = await lookup(client, "priv.example/team/app:9.9", config(failing), (good,))
+    assert unreachable.status is LookupStatus.REFUSED, unreachable
+
+
+def _host_table(registry: RegistryServer) -> str:
+    ca = f'ca = "{registry.ca_file}"\n' if registry.ca_file else ""
+    return f'\n[host."{registry.url}"]\ncapabilities = ["pull", "resolve"]\n{ca}'

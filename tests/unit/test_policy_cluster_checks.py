@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cluster_helpers import arch_affinity, container, dockerconfigjson, node
 
-from policies.checks import architecture, never_pull, pull_secrets
+from policies.checks import architecture, image_exists, never_pull, pull_secrets
 from policies.config import DEFAULT_POLICY
 from policies.model import (
     ClusterFacts,
@@ -20,6 +20,7 @@ from policies.platforms import Platform
 
 PRIVATE = "registry.example.com/team/app:1.0"
 AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64")
+OCI_INDEX, OCI_MANIFEST = "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json"
 
 
 def registry(status: LookupStatus, **kwargs: object) -> dict[str, ImageFacts]:
@@ -117,21 +118,49 @@ def test_rejected_credentials_and_missing_credentials() -> None:
         cluster=cluster(),
     )
     (finding,) = pull_secrets.check(container(PRIVATE), rejected, DEFAULT_POLICY)
-    assert "the credentials in secret shop/regcred were rejected by registry registry.example.com" in finding.message
+    assert "registry registry.example.com rejected the credentials of secret shop/regcred" in finding.message
     none = Facts(images=registry(LookupStatus.UNAUTHORIZED), cluster=cluster())
     (finding,) = pull_secrets.check(container(PRIVATE), none, DEFAULT_POLICY)
     assert "unauthorized: registry registry.example.com requires credentials" in finding.message
     assert "add an imagePullSecret for registry.example.com" in finding.hint
-    denied = Facts(images=registry(LookupStatus.DENIED, credential_sources=("secret shop/ro",)))
+    denied = Facts(images=registry(LookupStatus.DENIED, credentials_sent=True, credential_sources=("secret shop/ro",)))
     (finding,) = pull_secrets.check(container(PRIVATE), denied, DEFAULT_POLICY)
-    assert "denied pull access with the credentials in secret shop/ro" in finding.message
+    assert "denied the account in secret shop/ro pull access" in finding.message
+
+
+def test_no_entry_matches_only_when_none_does() -> None:
+    other = dockerconfigjson("regcred", {"priv.example": ("u", "p")})
+    unmatched = Facts(images=registry(LookupStatus.UNAUTHORIZED), cluster=cluster(secrets={"regcred": other}))
+    (finding,) = pull_secrets.check(container(PRIVATE, secrets=("regcred",)), unmatched, DEFAULT_POLICY)
+    assert 'no entry of secret "regcred" matches it (entries: priv.example)' in finding.message
+    # an entry matched (the lookup names its source) but the registry never let it be presented: not "no entry"
+    own = dockerconfigjson("regcred", {"registry.example.com": ("u", "p")})
+    unpresented = Facts(
+        images=registry(LookupStatus.UNAUTHORIZED, credential_sources=("secret shop/regcred",), detail="odd"),
+        cluster=cluster(secrets={"regcred": own}),
+    )
+    (finding,) = pull_secrets.check(container(PRIVATE, secrets=("regcred",)), unpresented, DEFAULT_POLICY)
+    assert "no entry" not in finding.message
+    assert "before the credentials of secret shop/regcred could be presented (odd)" in finding.message
+
+
+def test_withheld_credentials_are_unknown_never_unauthorized() -> None:
+    detail = "credentials of secret shop/regcred withheld from registry endpoint http://registry.example.com: rule"
+    withheld = Facts(
+        images=registry(LookupStatus.WITHHELD, detail=detail, credential_sources=("secret shop/regcred",)),
+        cluster=cluster(),
+    )
+    assert pull_secrets.check(container(PRIVATE), withheld, DEFAULT_POLICY) == []
+    (finding,) = image_exists.check(container(PRIVATE), withheld, DEFAULT_POLICY)
+    assert finding.unknown and finding.reason is Reason.UNVERIFIED
+    assert f"could not verify: {detail}" in finding.message
 
 
 # --- architecture --------------------------------------------------------------------------------------------
 
 
-def arch_facts(offered: tuple[Platform, ...], nodes: tuple = ()) -> Facts:
-    images = registry(LookupStatus.EXISTS, platforms=offered)
+def arch_facts(offered: tuple[Platform, ...], nodes: tuple = (), media_type: str = OCI_INDEX) -> Facts:
+    images = registry(LookupStatus.EXISTS, platforms=offered, media_type=media_type)
     return Facts(images=images, cluster=cluster(nodes=nodes) if nodes else ClusterFacts())
 
 
@@ -144,6 +173,17 @@ def test_node_selector_against_a_single_arch_image() -> None:
         in finding.message
     )
     assert "kubernetes.io/arch: amd64" in finding.hint
+
+
+def test_single_platform_manifest_on_another_arch_fails_at_start_not_at_pull() -> None:
+    image = container(PRIVATE, selector={"kubernetes.io/arch": "arm64"})
+    (finding,) = architecture.check(image, arch_facts((AMD64,), media_type=OCI_MANIFEST), DEFAULT_POLICY)
+    assert finding.reason is Reason.CRASH_LOOP_BACK_OFF and not finding.advisory
+    assert "is a single-platform linux/amd64 image" in finding.message
+    assert "containerd pulls it and the container fails to start with exec format error" in finding.message
+    assert "no match for platform" not in finding.message
+    same_arch = container(PRIVATE, selector={"kubernetes.io/arch": "amd64"})
+    assert architecture.check(same_arch, arch_facts((AMD64,), media_type=OCI_MANIFEST), DEFAULT_POLICY) == ()
 
 
 def test_affinity_in_and_multi_arch_images() -> None:

@@ -38,9 +38,11 @@ async def test_basic_credentials_are_withheld_from_plain_http_remote_hosts() -> 
                 SECRET,
                 httpx.URL("http://registry.example.com/v2/team/app/manifests/1"),
             )
-    assert raised.value.status is LookupStatus.UNAUTHORIZED
+    # the node would send them: pullguard's own rule makes this unknown, never a definite "unauthorized"
+    assert raised.value.status is LookupStatus.WITHHELD
+    assert not raised.value.status.definite
     assert raised.value.credentials_sent is False
-    assert "withheld" in raised.value.detail
+    assert "withheld from registry endpoint http://registry.example.com" in raised.value.detail
 
 
 async def test_token_realm_over_plain_http_gets_no_credentials() -> None:
@@ -54,8 +56,9 @@ async def test_token_realm_over_plain_http_gets_no_credentials() -> None:
                 SECRET,
                 httpx.URL("https://registry.example.com/v2/team/app/manifests/1"),
             )
+    assert raised.value.status is LookupStatus.WITHHELD
     assert raised.value.credentials_sent is False
-    assert "plain HTTP token realm" in raised.value.detail
+    assert "withheld from token realm http://auth.example.com" in raised.value.detail
 
 
 async def test_no_credentials_for_a_basic_challenge_means_no_header() -> None:

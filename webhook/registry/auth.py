@@ -1,7 +1,8 @@
 """Registry authentication: Basic, and the Bearer token flow of the distribution token spec.
 
 Where credentials go (Docker's rule): to the registry host that challenged, and to the token realm that
-host names, whatever the realm's host. Never over plain HTTP unless the peer is on loopback.
+host names, whatever the realm's host. Never over plain HTTP unless the peer is on loopback: where a node
+would send them anyway, the lookup ends `WITHHELD` ("could not verify"), never as a definite failure.
 """
 
 from __future__ import annotations
@@ -91,9 +92,7 @@ class Authenticator:
         for challenge in challenges:
             if challenge.scheme == "basic" and credential is not None:
                 if not may_carry_credentials(url):
-                    raise AuthError(
-                        LookupStatus.UNAUTHORIZED, "credentials withheld: plain HTTP to a remote host", False
-                    )
+                    raise AuthError(LookupStatus.WITHHELD, _withheld(credential, url, "registry endpoint"), False)
                 return credential.basic()
         return None
 
@@ -125,7 +124,7 @@ class Authenticator:
         sent = False
         if credential is not None:
             if not may_carry_credentials(realm):
-                raise AuthError(LookupStatus.UNAUTHORIZED, "credentials withheld: plain HTTP token realm", False)
+                raise AuthError(LookupStatus.WITHHELD, _withheld(credential, realm, "token realm"), False)
             headers["Authorization"], sent = credential.basic(), True
         self.token_requests += 1
         try:
@@ -143,6 +142,15 @@ class Authenticator:
         token, seconds = _read_token(response.content)
         self._tokens[key] = (time.monotonic() + max(seconds - 5, 1), token)
         return token
+
+
+def _withheld(credential: Credential, url: httpx.URL, role: str) -> str:
+    """Why pullguard did not send what the node would send: the rule, the host, the credential's source."""
+    source = f" of {credential.source}" if credential.source else ""
+    return (
+        f"credentials{source} withheld from {role} {url.scheme}://{url.netloc.decode()}: "
+        "pullguard sends credentials over plain HTTP only to loopback"
+    )
 
 
 def _read_token(body: bytes) -> tuple[str, float]:

@@ -30,7 +30,6 @@ from webhook.registry.cache import CoalescingCache
 from webhook.registry.classify import classify_exception, classify_status, error_codes, rate_limit
 from webhook.registry.guard import AddressGuard, is_node_local
 from webhook.registry.hosts import (
-    DOCKER_IO_ENDPOINT,
     HostsConfigError,
     RegistryEndpoint,
     find_host_dir,
@@ -138,11 +137,11 @@ class RegistryClient:
     async def _at(
         self, endpoint: RegistryEndpoint, reference: Reference, credentials: Sequence[Credential], platforms: bool
     ) -> ImageFacts:
-        own_host = endpoint.host == reference.domain or (
-            reference.domain == "docker.io" and endpoint.host == DOCKER_IO_ENDPOINT
-        )
-        # Credentials belong to the image's registry; mirrors from hosts.toml are asked anonymously.
-        attempts: Sequence[Credential | None] = credentials if credentials and own_host else _NO_CREDENTIAL
+        # The kubelet's keyring match carries no ServerAddress (kubernetes pkg/credentialprovider/keyring.go;
+        # pkg/kubelet/kuberuntime/kuberuntime_image.go passes it on as is), so containerd's CRI `ParseAuth`
+        # (pkg/cri/server/image_pull.go) gives the matched credentials to every host `registryHosts` configures
+        # for the pull: each hosts.toml mirror and the server alike. What may carry them is auth.py's rule.
+        attempts: Sequence[Credential | None] = credentials or _NO_CREDENTIAL
         tried: list[ImageFacts] = []
         for credential in attempts:
             facts, body = await self._manifest(endpoint, reference, credential, fetch_body=platforms)

@@ -7,13 +7,14 @@ from typing import Any
 import orjson
 
 from policies import platforms
+from policies.model import INDEX_MEDIA_TYPES
 from policies.platforms import Platform
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+INDEX_TYPES = INDEX_MEDIA_TYPES
 SCHEMA1_TYPES = frozenset(
     {
         "application/vnd.docker.distribution.manifest.v1+prettyjws",

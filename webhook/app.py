@@ -57,8 +57,11 @@ def create_app(service: Service) -> AdmissionFastPath:
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        ready = all(check() for check in service.readiness)
-        body = {"ready": ready, "policy": service.holder.source, "policyError": service.holder.last_error}
+        holder = service.holder
+        ready = all(check() for check in service.readiness) and holder.ready
+        body: dict[str, object] = {"ready": ready, "policy": holder.source, "policyError": holder.last_error}
+        if holder.unsettled:
+            body["notReady"] = [f"no valid policy yet: {error}" for error in holder.unsettled.values()]
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=JSON)
 
     @app.get("/metrics")

@@ -62,7 +62,9 @@ def _policy_callback(holder: PolicyHolder, source: str) -> Callable[[dict[str, s
             log.info("no policy ConfigMap", extra={"fields": {"source": source, "policy": holder.source}})
             return
         seen = True
-        if data is None:
+        if data is None and source in holder.unsettled:
+            holder.withdraw(source)  # it never held a valid policy: nothing to keep, nothing to wait for
+        elif data is None:
             holder.reject(source, "the ConfigMap is gone: keeping the last good policy")
         elif POLICY_KEY not in data:
             holder.reject(source, f"the ConfigMap has no {POLICY_KEY!r} key: keeping the last good policy")

@@ -20,8 +20,16 @@ class PolicyHolder:
         self.policy = policy
         self.source = source
         self.last_error: str | None = None
+        # Sources that exist but never gave a valid policy, with why: while any is here, the policy in force is
+        # not the one the admin gave, so the service is not ready (a last good policy exists only once adopted).
+        self.unsettled: dict[str, str] = {}
+        self._settled: set[str] = set()
         self._metrics = metrics
         metrics.policy_valid.set(1)
+
+    @property
+    def ready(self) -> bool:
+        return not self.unsettled
 
     def offer(self, text: str, source: str) -> bool:
         """Adopt the policy in `text` if it is valid; otherwise keep the current one and record why."""
@@ -31,6 +39,8 @@ class PolicyHolder:
             self.reject(source, str(exc))
             return False
         self.policy, self.source, self.last_error = policy, source, None
+        self._settled.add(source)
+        self.unsettled.pop(source, None)
         self._metrics.policy_reloads.labels("ok").inc()
         self._metrics.policy_valid.set(1)
         log.info("policy loaded", extra={"fields": {"source": source}})
@@ -38,10 +48,17 @@ class PolicyHolder:
 
     def reject(self, source: str, error: str) -> None:
         self.last_error = error
+        if source not in self._settled:
+            self.unsettled[source] = error
         self._metrics.policy_reloads.labels("error").inc()
         self._metrics.policy_valid.set(0)
         fields = {"source": source, "error": error, "kept": self.source}
         log.error("policy rejected, keeping the last good one", extra={"fields": fields})
+
+    def withdraw(self, source: str) -> None:
+        """A source that never gave a valid policy is gone (a deleted ConfigMap): it holds nothing back now."""
+        if self.unsettled.pop(source, None) is not None:
+            log.info("invalid policy source removed", extra={"fields": {"source": source, "policy": self.source}})
 
 
 class PolicyFileWatcher:

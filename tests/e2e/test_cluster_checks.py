@@ -472,6 +472,31 @@ def test_readyz_waits_for_the_first_sync(cluster: Cluster, tmp_path: Path) -> No
         forwarder.close()
 
 
+def test_an_invalid_policy_configmap_at_start_is_never_served(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """No last good policy exists yet: /readyz stays 503 naming the error, rather than serve the embedded default
+    in place of the policy the admin gave. A valid edit makes it ready."""
+    cluster.apply(policy_configmap(namespace, "mode: enforcee\n", POLICY_CONFIGMAP))
+    server = start_server(
+        tmp_path / "server",
+        offline=True,
+        extra_args=serve_args(cluster, namespace),
+        wait_for="/healthz",
+    )
+    try:
+        with server.client() as client:
+            eventually(lambda: "policy rejected" in server.logs(), "the invalid ConfigMap to be read")
+            response = client.get("/readyz")
+            assert response.status_code == 503, response.text
+            (reason,) = response.json()["notReady"]
+            source = f"configmap {namespace}/{POLICY_CONFIGMAP}"
+            assert reason == f"no valid policy yet: {source}: mode: Input should be 'enforce', 'warn' or 'off'"
+            cluster.apply(policy_configmap(namespace, "mode: enforce\n", POLICY_CONFIGMAP))
+            eventually(lambda: client.get("/readyz").status_code == 200, "/readyz after a valid policy")
+            assert client.get("/readyz").json()["policy"] == f"configmap {namespace}/{POLICY_CONFIGMAP}"
+    finally:
+        server.stop()
+
+
 # --------------------------------------------------------------------------- UPDATE: what changed is checked
 
 

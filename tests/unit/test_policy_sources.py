@@ -42,3 +42,20 @@ def test_configmap_lifecycle_keeps_the_last_good_policy() -> None:
     offer({"policy.yaml": "mode: warn"})
     assert policies.policy.mode is Mode.WARN and policies.last_error is None
     assert sample(metrics, "pullguard_policy_valid") == 1
+    assert policies.ready  # a last good policy exists: later bad edits never make the service unready
+
+
+def test_a_source_that_never_gave_a_valid_policy_holds_readiness_back() -> None:
+    policies, _ = holder()
+    offer = _policy_callback(policies, "configmap ns/pullguard-policy")
+    assert policies.ready
+    offer({"policy.yaml": "mode: enforcee"})
+    assert not policies.ready and policies.policy is DEFAULT_POLICY
+    assert list(policies.unsettled) == ["configmap ns/pullguard-policy"]
+    offer({"no-key.yaml": ""})
+    assert not policies.ready and "no 'policy.yaml' key" in policies.unsettled["configmap ns/pullguard-policy"]
+    offer(None)  # deleted without ever being valid: back to the install's own policy, ready
+    assert policies.ready and policies.policy is DEFAULT_POLICY
+    offer({"policy.yaml": "mode: enforce"})
+    offer({"policy.yaml": "mode: enforcee"})
+    assert policies.ready and policies.policy.mode is Mode.ENFORCE

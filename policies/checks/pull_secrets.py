@@ -59,12 +59,16 @@ def _auth_finding(image: ContainerImage, found: ImageFacts, credentials: PodCred
     `credential_sources` lists the secrets whose entry matched the image (the keyring's answer)."""
     registry = found.registry
     sources = ", ".join(found.credential_sources)
-    if found.status is LookupStatus.DENIED:
-        who = f"the account in {sources}" if found.credentials_sent else "an anonymous pull"
-        message = (
-            f"{image.label}: registry {registry} denied {who} pull access ({found.detail or 'insufficient scope'})"
-        )
+    detail = found.detail or "insufficient scope"
+    if found.status is LookupStatus.DENIED and found.credentials_sent:
+        message = f"{image.label}: registry {registry} denied the account in {sources} pull access ({detail})"
         hint = "grant that account pull access to the repository, or check the repository name"
+    elif found.status is LookupStatus.DENIED:
+        message = f"{image.label}: registry {registry} denied an anonymous pull ({detail})"
+        hint = f"check the repository name; if it is private, add an imagePullSecret for {registry}"
+        if credentials is not None and credentials.registry_keys and not sources:
+            keys = ", ".join(credentials.registry_keys[:4])
+            hint += f" (no entry of {_names(credentials)} matches it; entries: {keys})"
     elif found.credentials_sent:
         message = f"{image.label}: registry {registry} rejected the credentials of {sources}"
         hint = f"update the secret with current credentials for {registry}"

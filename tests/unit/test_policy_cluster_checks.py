@@ -276,3 +276,14 @@ def test_never_pull_is_silent_for_other_policies_and_without_cluster() -> None:
     image = container(LOCAL, pull_policy="IfNotPresent")
     assert never_pull.check(image, Facts(cluster=cluster(nodes=(node("n1"),))), DEFAULT_POLICY) == ()
     assert never_pull.check(container(LOCAL, pull_policy="Never"), Facts(), DEFAULT_POLICY) == ()
+
+
+def test_an_anonymous_pull_denied_says_private_or_missing() -> None:
+    """containerd: "pull access denied, repository does not exist or may require authorization"."""
+    detail = "insufficient_scope: anonymous pulls may not read this repository, or it does not exist"
+    other = dockerconfigjson("regcred", {"priv.example": ("u", "p")})
+    denied = Facts(images=registry(LookupStatus.DENIED, detail=detail), cluster=cluster(secrets={"regcred": other}))
+    (finding,) = pull_secrets.check(container(PRIVATE, secrets=("regcred",)), denied, DEFAULT_POLICY)
+    assert f"registry registry.example.com denied an anonymous pull ({detail})" in finding.message
+    assert finding.hint.startswith("check the repository name; if it is private, add an imagePullSecret")
+    assert 'no entry of secret "regcred" matches it; entries: priv.example' in finding.hint

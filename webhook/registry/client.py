@@ -186,8 +186,14 @@ class RegistryClient:
             found = await self._found(endpoint, reference, credential, response, replace(base, credentials_sent=sent))
             return found, response.content if response.request.method == "GET" else None
         status, detail = classify_status(response)
-        if response.status_code == 401 and sent and scope_error(response):
-            status, detail = LookupStatus.DENIED, "insufficient_scope: the account may not pull this repository"
+        if response.status_code == 401 and scope_error(response):
+            # containerd: "pull access denied, repository does not exist or may require authorization"
+            status = LookupStatus.DENIED
+            detail = (
+                "insufficient_scope: the account may not pull this repository"
+                if sent
+                else "insufficient_scope: anonymous pulls may not read this repository, or it does not exist"
+            )
         limit, retry = rate_limit(response) if status is LookupStatus.RATE_LIMITED else ("", None)
         if status is LookupStatus.NOT_FOUND:
             detail = "repository unknown" if "NAME_UNKNOWN" in detail else "manifest unknown"  # refined by _tags

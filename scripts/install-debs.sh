@@ -4,8 +4,9 @@
 #   skopeo           copies images between test registries
 #   apache2-utils    htpasswd (bcrypt) for registries with basic auth
 #   wrk              the load generator of `make bench`
+#   containerd       the real containerd + ctr (1.6): the oracle the registry lookups are compared with
 set -euo pipefail
-packages=(docker-registry skopeo apache2-utils wrk)
+packages=(docker-registry skopeo apache2-utils wrk containerd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

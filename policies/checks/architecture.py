@@ -31,30 +31,28 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     if not missing:
         return ()
     offers = _list(offered)
-    if not found.is_index:
-        return (_single_platform(image, offers, missing, fitting, demand.source),)
+    if not fitting and not found.is_index:
+        message = (
+            f"{image.label} is a single-platform {offers} image and the pod may only run on {_list(missing)} "
+            f"(from {demand.source}): containerd pulls it and the container fails to start with exec format error"
+        )
+        hint = f"push a {_list(missing)} build (a multi-arch index), or run the pod on {offers} nodes"
+        return (Finding(NAME, image, Reason.CRASH_LOOP_BACK_OFF, message, hint),)
     if not fitting:
         message = f"{image.label} has no build for {_list(missing)} (from {demand.source}; it offers {offers})"
         hint = f"push a {_list(missing)} build (a multi-arch index), or pin the pod to {_arch_selector(offered)}"
         return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message + ": no match for platform", hint),)
     nodes = [n.name for n in demand.nodes if _node_platform_in(n.labels, missing)]
     where = _names(nodes) if nodes else _list(missing)
-    message = f"{image.label} has no build for {_list(missing)}: pods on {where} would fail (no match for platform)"
     hint = f"add nodeSelector {_arch_selector(fitting)} or push a multi-arch image"
+    if not found.is_index:
+        message = (
+            f"{image.label} is a single-platform {offers} image: pods on {where} would pull it and fail to start "
+            "with exec format error"
+        )
+        return (Finding(NAME, image, Reason.CRASH_LOOP_BACK_OFF, message, hint, advisory=True),)
+    message = f"{image.label} has no build for {_list(missing)}: pods on {where} would fail (no match for platform)"
     return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, hint, advisory=True),)
-
-
-def _single_platform(
-    image: ContainerImage, offers: str, missing: list[Platform], fitting: list[Platform], source: str
-) -> Finding:
-    message = (
-        f"{image.label} is a single-platform {offers} image: on {_list(missing)} nodes (from {source}) containerd "
-        "pulls it and the container fails to start with exec format error"
-    )
-    hint = f"push a multi-arch index with a {_list(missing)} build, or pin the pod to {_arch_selector(fitting)}"
-    if not fitting:
-        hint = f"push a {_list(missing)} build (a multi-arch index), or run the pod on {offers} nodes"
-    return Finding(NAME, image, Reason.CRASH_LOOP_BACK_OFF, message, hint, advisory=bool(fitting))
 
 
 def _node_platform_in(labels: Mapping[str, str], platforms: list[Platform]) -> bool:

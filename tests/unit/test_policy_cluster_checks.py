@@ -179,7 +179,9 @@ def test_single_platform_manifest_on_another_arch_fails_at_start_not_at_pull() -
     image = container(PRIVATE, selector={"kubernetes.io/arch": "arm64"})
     (finding,) = architecture.check(image, arch_facts((AMD64,), media_type=OCI_MANIFEST), DEFAULT_POLICY)
     assert finding.reason is Reason.CRASH_LOOP_BACK_OFF and not finding.advisory
-    assert "is a single-platform linux/amd64 image" in finding.message
+    assert "is a single-platform linux/amd64 image and the pod may only run on linux/arm64 (from nodeSelector)" in (
+        finding.message
+    )
     assert "containerd pulls it and the container fails to start with exec format error" in finding.message
     assert "no match for platform" not in finding.message
     same_arch = container(PRIVATE, selector={"kubernetes.io/arch": "amd64"})

@@ -118,8 +118,8 @@ class RegistryClient:
         endpoints = lookup_endpoints(endpoints, by_digest=reference.digest is not None)
         first_error: ImageFacts | None = None
         not_found: ImageFacts | None = None
-        # containerd's resolver: 404 moves on silently; any other failure is remembered and moves on too;
-        # the first failure wins over "not found" when no endpoint has the image.
+        # containerd's resolver (remotes/docker/resolver.go `Resolve`): a 404 moves on silently; any other failure
+        # is kept as `firstErr` and moves on too; when no host has the image, `firstErr` wins over "not found".
         for endpoint in endpoints:
             refusal = await self._guard.refusal(endpoint.host, config.allow_link_local)
             if refusal is not None:

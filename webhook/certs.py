@@ -139,7 +139,7 @@ def _san(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_file(path: Path, data: bytes, mode: int) -> None:
     """Write next to the target and rename, so a reader never sees half a file; keys are 0600 from birth."""
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -157,10 +157,10 @@ def generate(out: Path, dns_names: list[str], ips: list[str], now: datetime.date
     key, cert = issue_serving(ca_key, ca_cert, [*dns_names, *ips], now=now)
     out.mkdir(parents=True, exist_ok=True)
     paths = CertPaths(out)
-    _write(paths.ca_key, pem_key(ca_key), 0o600)
-    _write(paths.ca_cert, pem_cert(ca_cert), 0o644)
-    _write(paths.key, pem_key(key), 0o600)
-    _write(paths.cert, pem_cert(cert), 0o644)
+    write_file(paths.ca_key, pem_key(ca_key), 0o600)
+    write_file(paths.ca_cert, pem_cert(ca_cert), 0o644)
+    write_file(paths.key, pem_key(key), 0o600)
+    write_file(paths.cert, pem_cert(cert), 0o644)
     return paths
 
 

@@ -43,6 +43,11 @@ class Metrics:
             ("result",),
             registry=self.registry,
         )
+        self.certificate_expiry = Gauge(
+            "pullguard_certificate_expiry_timestamp_seconds",
+            "When the serving certificate in use expires (Unix time).",
+            registry=self.registry,
+        )
 
         self.registry_lookups = Counter(
             "pullguard_registry_lookups", "Upstream registry lookups by outcome.", ("status",), registry=self.registry

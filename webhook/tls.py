@@ -12,6 +12,8 @@ import os
 import ssl
 from pathlib import Path
 
+from cryptography import x509
+
 from webhook.metrics import Metrics
 
 log = logging.getLogger("pullguard.tls")
@@ -31,6 +33,7 @@ class ReloadingTLS:
         self._cert, self._key, self._metrics = cert, key, metrics
         self._signature = self._stat()
         self._current = _context(cert, key)
+        self._record_expiry()
         # The listening socket keeps this context; the callback points each handshake at the newest one.
         self.context = _context(cert, key)
         self.context.sni_callback = self._on_hello
@@ -57,7 +60,15 @@ class ReloadingTLS:
             )
             return
         self._metrics.tls_reloads.labels("ok").inc()
+        self._record_expiry()
         log.info("serving certificate reloaded", extra={"fields": {"cert": str(self._cert)}})
+
+    def _record_expiry(self) -> None:
+        try:
+            cert = x509.load_pem_x509_certificate(self._cert.read_bytes())
+        except (OSError, ValueError):
+            return  # the context loaded it a moment ago; a file swapped since is read at the next reload
+        self._metrics.certificate_expiry.set(cert.not_valid_after_utc.timestamp())
 
     def _on_hello(self, connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
         self.refresh()

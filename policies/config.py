@@ -28,7 +28,7 @@ DEFAULT_POLICY_YAML = """\
 # pullguard's embedded default policy: warn about everything, deny only what can never be pulled.
 mode: warn
 failurePolicy: open
-excludeNamespaces: [kube-system]
+excludeNamespaces: [kube-system, pullguard]   # the namespaces the webhooks skip (manifests/)
 checks:
   reference: {mode: enforce}
   latestTag: {}
@@ -137,7 +137,7 @@ class RegistryConfig(_Strict):
 class Policy(_Strict):
     mode: ModeSetting = Mode.WARN
     failure_policy: Literal["open", "closed"] = "open"
-    exclude_namespaces: tuple[str, ...] = ("kube-system",)
+    exclude_namespaces: tuple[str, ...] = ("kube-system", "pullguard")
     checks: Checks = Checks()
     mirrors: tuple[Mirror, ...] = ()
     registry: RegistryConfig = RegistryConfig()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -85,14 +84,24 @@ def test_policy_configmap_is_the_embedded_default(rendered: list[dict[str, Any]]
     assert parse_policy(text) == parse_policy(DEFAULT_POLICY_YAML)
 
 
-def test_rbac_is_read_only(rendered: list[dict[str, Any]]) -> None:
+def test_rbac_is_read_only_but_for_its_own_certificate_and_webhooks(rendered: list[dict[str, Any]]) -> None:
     kinds = by_kind(rendered)
     (cluster_role,) = kinds["ClusterRole"]
     (role,) = kinds["Role"]
     assert cluster_role["rules"] == [
-        {"apiGroups": [""], "resources": ["secrets", "serviceaccounts", "nodes"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": [""], "resources": ["secrets", "serviceaccounts", "nodes"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+            "resourceNames": ["pullguard"],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
     ]
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["pullguard-tls"], "verbs": ["update"]},
+    ]
     for binding in kinds["ClusterRoleBinding"] + kinds["RoleBinding"]:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pullguard", "namespace": NAMESPACE}]
 
@@ -118,6 +127,7 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
         "/certs",
         "--namespace",
         "$(POD_NAMESPACE)",
+        "--manage-certs",
     ]
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
@@ -128,9 +138,9 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     assert "memory" in container["resources"]["limits"]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
-    assert mounts["certs"]["mountPath"] == "/certs"
+    assert mounts["certs"]["mountPath"] == "/certs" and not mounts["certs"].get("readOnly")
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["certs"]["secret"]["secretName"] == "pullguard-tls"
+    assert volumes["certs"]["emptyDir"]["medium"] == "Memory"  # written from Secret pullguard-tls by pullguard
 
     (pdb,) = kinds["PodDisruptionBudget"]
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
@@ -150,7 +160,8 @@ def test_webhook_configurations(rendered: list[dict[str, Any]]) -> None:
             "path": f"/{endpoint}",
             "port": 443,
         }
-        base64.b64decode(webhook["clientConfig"]["caBundle"], validate=True)  # a placeholder, but valid base64
+        # pullguard injects it; a value here would be put back by every re-apply
+        assert "caBundle" not in webhook["clientConfig"]
         assert webhook["sideEffects"] == "None"
         assert webhook["timeoutSeconds"] == 10
         assert webhook["failurePolicy"] == "Ignore"
@@ -197,9 +208,10 @@ def test_cert_manager_overlay_renders(cluster: Cluster) -> None:
         (configuration,) = kinds[kind]
         assert configuration["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": "pullguard/pullguard-tls"}
         assert "caBundle" not in configuration["webhooks"][0]["clientConfig"]
-    # Everything else is the base, unchanged.
+    # cert-manager owns the certificate: the Secret is mounted and pullguard manages none of it.
     (deployment,) = kinds["Deployment"]
     assert deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "pullguard-tls"
+    assert "--manage-certs" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_pod_template_meets_the_restricted_pod_security_standard(

@@ -9,7 +9,7 @@ from policies.model import Mode
 def test_embedded_default() -> None:
     assert DEFAULT_POLICY.mode is Mode.WARN
     assert DEFAULT_POLICY.failure_policy == "open"
-    assert DEFAULT_POLICY.exclude_namespaces == ("kube-system",)
+    assert DEFAULT_POLICY.exclude_namespaces == ("kube-system", "pullguard")
     assert DEFAULT_POLICY.checks.reference.mode is Mode.ENFORCE
     assert DEFAULT_POLICY.registry.timeout_seconds == 3
     assert DEFAULT_POLICY.registry.cache.positive_seconds == 300

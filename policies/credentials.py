@@ -21,7 +21,7 @@ from policies.pull_secret_parse import (
 @dataclass(frozen=True, slots=True)
 class SecretProblem:
     secret: str
-    problem: str  # missing | wrongType | missingKey | unreadable | malformed
+    problem: str  # missing | unverifiable | wrongType | missingKey | unreadable | malformed
     detail: str
 
 
@@ -32,6 +32,11 @@ class PodCredentials:
     problems: tuple[SecretProblem, ...]
     keyring: Keyring
     registry_keys: tuple[str, ...]  # the registries the readable secrets have entries for (no credentials)
+
+    @property
+    def unverifiable(self) -> tuple[str, ...]:
+        """Secrets the view does not hold and cannot call missing (see ClusterFacts.secrets_complete)."""
+        return tuple(p.secret for p in self.problems if p.problem == "unverifiable")
 
     def for_image(self, image: ContainerImage) -> list[Credential]:
         return self.keyring.lookup(repo_to_pull(image.image)) if image.reference is not None else []
@@ -47,6 +52,9 @@ def pod_credentials(pod: PodContext, cluster: ClusterFacts) -> PodCredentials:
     keys: list[str] = []
     for name in names:
         secret = cluster.secrets.get(name)
+        if secret is None and not cluster.secrets_complete:
+            problems.append(SecretProblem(name, "unverifiable", f'secret "{name}" is not in the view'))
+            continue
         if secret is None:
             problems.append(SecretProblem(name, "missing", f'secret "{name}" does not exist in {pod.namespace}'))
             continue

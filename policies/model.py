@@ -140,6 +140,7 @@ class LookupStatus(StrEnum):
     NODE_LOCAL = "nodeLocal"  # localhost registries: only the node can see them
     BLOCKED = "blocked"  # link-local / metadata addresses: never contacted from the webhook
     WITHHELD = "credentialsWithheld"  # the node would send credentials where pullguard's rules do not
+    DIGEST_MISMATCH = "digestMismatch"  # content whose hash is not its digest: containerd fails the pull
     NOT_CHECKED = "notChecked"  # offline, or no lookup was made
 
     @property
@@ -149,7 +150,14 @@ class LookupStatus(StrEnum):
 
 
 _DEFINITE = frozenset(
-    {LookupStatus.EXISTS, LookupStatus.NOT_FOUND, LookupStatus.UNAUTHORIZED, LookupStatus.DENIED, LookupStatus.TLS}
+    {
+        LookupStatus.EXISTS,
+        LookupStatus.NOT_FOUND,
+        LookupStatus.UNAUTHORIZED,
+        LookupStatus.DENIED,
+        LookupStatus.TLS,
+        LookupStatus.DIGEST_MISMATCH,
+    }
 )
 
 
@@ -208,14 +216,18 @@ class NodeFacts:
 class ClusterFacts:
     """The cluster as the webhook's caches see it, for one workload's namespace.
 
-    `known` is False when there is no cluster view at all (offline `check`): checks that need the cluster
-    then say nothing rather than guess. `secrets` maps each pull secret name the pod refers to (directly or
-    through its ServiceAccount) to the secret, or None when it does not exist.
+    `known` is False when there is no cluster view at all (offline `check`, `serve` without a cluster): checks
+    that need the cluster then say nothing, or "could not verify", rather than guess. `secrets` maps each pull
+    secret name the pod refers to (directly or through its ServiceAccount) to the secret, or None when it does
+    not exist.
     """
 
     known: bool = False
     service_account: ServiceAccountFacts | None = None
     secrets: Mapping[str, SecretFacts | None] = field(default_factory=dict)
+    # False when the view may lack Secrets that exist (`check` on files without a live cluster): a secret it
+    # does not hold is then unknown ("could not verify"), never "does not exist".
+    secrets_complete: bool = True
     nodes: tuple[NodeFacts, ...] = ()
     max_node_images: int = 50  # the kubelet's --node-status-max-images default: a full list may be cut
 

@@ -8,18 +8,40 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from policies.config import PolicyError
 from webhook import logs
 from webhook.certs import generate
 from webhook.check_cmd import run_check
+from webhook.version import version
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag says its default: the value argparse knows, "off" for a switch, "required" when there is none.
+    A help text that names its default in words (e.g. "the embedded policy") keeps its own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if action.nargs == 0 and action.const is True:  # store_true
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pullguard", description="Stop ImagePullBackOff before it happens.")
+    parser = argparse.ArgumentParser(
+        prog="pullguard", description="Stop ImagePullBackOff before it happens.", formatter_class=_Help
+    )
+    parser.add_argument("--version", action="version", version=f"pullguard {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the admission webhook (HTTPS)")
-    serve.add_argument("--host", default=os.environ.get("PULLGUARD_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PULLGUARD_PORT", "8443")))
+    serve = commands.add_parser("serve", help="run the admission webhook (HTTPS)", formatter_class=_Help)
+    serve.add_argument("--host", default=os.environ.get("PULLGUARD_HOST", "127.0.0.1"), help="address to listen on")
+    serve.add_argument(
+        "--port", type=int, default=int(os.environ.get("PULLGUARD_PORT", "8443")), help="port to listen on"
+    )
     serve.add_argument(
         "--cert-dir",
         type=Path,
@@ -30,31 +52,43 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         default=_env_path("PULLGUARD_CONFIG"),
-        help="policy YAML, re-read on change (default: the embedded policy)",
+        help="policy YAML, re-read on change; missing or invalid at start: exit 2 "
+        "(default: $PULLGUARD_CONFIG, else the embedded policy)",
     )
-    serve.add_argument("--dns", action="append", default=None, help="SAN for a generated certificate")
-    serve.add_argument("--ip", action="append", default=None, help="IP SAN for a generated certificate")
+    serve.add_argument(
+        "--dns", action="append", default=None, help="DNS SAN for a generated certificate (default: localhost)"
+    )
+    serve.add_argument(
+        "--ip", action="append", default=None, help="IP SAN for a generated certificate (default: 127.0.0.1, ::1)"
+    )
     serve.add_argument("--offline", action="store_true", help="make no registry lookups")
     serve.add_argument(
         "--kubeconfig",
         type=Path,
         default=_env_path("PULLGUARD_KUBECONFIG"),
-        help="cluster access (default: in-cluster when running in a pod, else no cluster view)",
+        help="cluster access (default: $PULLGUARD_KUBECONFIG, else in-cluster when in a pod, else no cluster view)",
     )
     serve.add_argument(
         "--namespace",
         default=os.environ.get("PULLGUARD_NAMESPACE"),
-        help="namespace of the policy ConfigMap (the webhook's own)",
+        help="namespace of the policy ConfigMap, the webhook's own (default: $PULLGUARD_NAMESPACE; unset: no "
+        "ConfigMap policy)",
     )
     serve.add_argument("--policy-configmap", default="pullguard-policy", help="ConfigMap holding policy.yaml")
-    serve.add_argument("--log-level", default=os.environ.get("PULLGUARD_LOG_LEVEL", "info"))
+    serve.add_argument(
+        "--log-level", default=os.environ.get("PULLGUARD_LOG_LEVEL", "info"), help="debug, info, warning or error"
+    )
 
-    make_certs = commands.add_parser("certs", help="write a development CA and serving certificate")
-    make_certs.add_argument("--out", type=Path, required=True)
-    make_certs.add_argument("--dns", action="append", default=[], help="DNS SAN (repeatable)")
-    make_certs.add_argument("--ip", action="append", default=[], help="IP SAN (repeatable)")
+    make_certs = commands.add_parser(
+        "certs", help="write a development CA and serving certificate", formatter_class=_Help
+    )
+    make_certs.add_argument("--out", type=Path, required=True, help="directory to write into")
+    make_certs.add_argument("--dns", action="append", default=[], help="DNS SAN, repeatable (default: none)")
+    make_certs.add_argument(
+        "--ip", action="append", default=[], help="IP SAN, repeatable; give at least one --dns or --ip (default: none)"
+    )
 
-    check = commands.add_parser("check", help="check manifests as the webhook would (for CI)")
+    check = commands.add_parser("check", help="check manifests as the webhook would (for CI)", formatter_class=_Help)
     check.add_argument(
         "-f",
         "--filename",
@@ -65,12 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, default=None, help="policy YAML (default: the embedded policy)")
     check.add_argument("--offline", action="store_true", help="do not contact registries")
-    check.add_argument("--format", choices=("table", "json", "sarif"), default="table")
-    check.add_argument(
+    check.add_argument("--format", choices=("table", "json", "sarif"), default="table", help="output format")
+    cluster = check.add_mutually_exclusive_group()
+    cluster.add_argument(
         "--kubeconfig",
         type=Path,
         default=None,
         help="use the live cluster's Secrets, ServiceAccounts and Nodes (default: those in the input)",
+    )
+    cluster.add_argument(
+        "--complete-input",
+        action="store_true",
+        help="the input holds every Secret, ServiceAccount and Node the workloads need, so a pull secret absent "
+        "from it is missing (default: off: such a secret is reported as not verifiable, not as missing)",
     )
     return parser
 
@@ -88,20 +129,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logs.configure(args.log_level)
         defaults = ServeOptions()
-        serve(
-            ServeOptions(
-                host=args.host,
-                port=args.port,
-                cert_dir=args.cert_dir,
-                config=args.config,
-                dns_names=args.dns or defaults.dns_names,
-                ips=args.ip or defaults.ips,
-                offline=args.offline,
-                kubeconfig=args.kubeconfig,
-                namespace=args.namespace,
-                policy_configmap=args.policy_configmap,
-            )
+        options = ServeOptions(
+            host=args.host,
+            port=args.port,
+            cert_dir=args.cert_dir,
+            config=args.config,
+            dns_names=args.dns or defaults.dns_names,
+            ips=args.ip or defaults.ips,
+            offline=args.offline,
+            kubeconfig=args.kubeconfig,
+            namespace=args.namespace,
+            policy_configmap=args.policy_configmap,
         )
+        try:
+            serve(options)
+        except PolicyError as exc:  # raised before the port is bound: never serve a policy nobody gave
+            print(f"pullguard serve: --config {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "certs":
         if not args.dns and not args.ip:
@@ -114,7 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"wrote {paths.ca_cert}, {paths.cert}, {paths.key} (CA bundle: {paths.ca_cert})")
         return 0
-    return run_check(args.paths, args.config, args.offline, args.format, args.kubeconfig)
+    return run_check(
+        args.paths,
+        args.config,
+        args.offline,
+        args.format,
+        kubeconfig=args.kubeconfig,
+        complete_input=args.complete_input,
+    )
 
 
 if __name__ == "__main__":

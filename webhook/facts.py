@@ -36,7 +36,13 @@ def cluster_facts(view: ClusterView | None, workload: Workload) -> ClusterFacts:
     account = view.service_account(workload.namespace, pod.service_account)
     names = pod.image_pull_secrets or (account.image_pull_secrets if account is not None else ())
     secrets = {name: view.secret(workload.namespace, name) for name in names}
-    return ClusterFacts(known=True, service_account=account, secrets=secrets, nodes=view.nodes())
+    return ClusterFacts(
+        known=True,
+        service_account=account,
+        secrets=secrets,
+        nodes=view.nodes(),
+        secrets_complete=view.secrets_complete,
+    )
 
 
 def _registry_credentials(credentials: Sequence[PullCredential]) -> tuple[Credential, ...]:

@@ -11,11 +11,13 @@ from typing import Any
 
 import uvicorn
 
+from policies.config import Policy
 from webhook import certs
 from webhook.app import Service, create_app
 from webhook.cluster_wiring import connect, in_cluster
 from webhook.facts import FactGatherer
 from webhook.metrics import Metrics
+from webhook.policy_file import read_policy_file
 from webhook.policy_source import PolicyFileWatcher, PolicyHolder
 from webhook.registry.client import RegistryClient
 from webhook.tls import ReloadingTLS
@@ -38,13 +40,18 @@ class ServeOptions:
     policy_configmap: str = "pullguard-policy"
 
 
-def build_service(options: ServeOptions, metrics: Metrics) -> Service:
-    holder = PolicyHolder(metrics)
+def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None = None) -> Service:
+    """`policy`: the --config file as already read. Raises PolicyError when that file is missing or invalid: the
+    embedded default must never stand in for a policy someone gave (later bad edits keep the last good one)."""
     background: list[Callable[[], Coroutine[Any, Any, None]]] = []
     if options.config is not None:
+        initial = read_policy_file(options.config) if policy is None else policy
+        holder = PolicyHolder(metrics, initial, str(options.config))
         watcher = PolicyFileWatcher(holder, options.config, options.poll_seconds)
-        watcher.poll()  # the first read happens before serving; an invalid file leaves the embedded default
+        watcher.poll()  # takes the file's signature; a change since the read above is judged like any edit
         background.append(watcher.run)
+    else:
+        holder = PolicyHolder(metrics)
     registry = None if options.offline else RegistryClient(metrics)
     shutdown: list[Callable[[], Coroutine[Any, Any, None]]] = [registry.close] if registry is not None else []
     readiness: list[Callable[[], bool]] = []
@@ -71,12 +78,14 @@ def build_service(options: ServeOptions, metrics: Metrics) -> Service:
 
 
 def serve(options: ServeOptions) -> None:
+    """Raises PolicyError (before writing certificates or binding the port) for a bad --config file."""
     metrics = Metrics()
+    policy = read_policy_file(options.config) if options.config is not None else None
     paths, generated = certs.ensure(options.cert_dir, options.dns_names, options.ips)
     fields = {"caBundle": str(paths.ca_cert), "cert": str(paths.cert), "generated": generated}
     log.info("serving certificate ready", extra={"fields": fields})
     tls = ReloadingTLS(paths.cert, paths.key, metrics)
-    app = create_app(build_service(options, metrics))
+    app = create_app(build_service(options, metrics, policy))
     config = uvicorn.Config(
         app,
         host=options.host,

@@ -24,17 +24,41 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     findings: list[Finding] = []
     credentials = pod_credentials(image.pod, facts.cluster) if facts.cluster.known else None
     if credentials is not None:
-        findings += [_secret_finding(image, problem, credentials) for problem in credentials.problems]
+        findings += [
+            _secret_finding(image, p, credentials) for p in credentials.problems if p.problem != "unverifiable"
+        ]
+    unseen = credentials.unverifiable if credentials is not None else None  # None: no cluster view at all
     if found is not None and found.status in _AUTH_FAILURES:
-        findings.append(_auth_finding(image, found, credentials))
+        if not found.credential_sources and (unseen is None or unseen):
+            findings.append(_unverifiable(image, found, unseen))  # what it asks for may be in what we cannot see
+        else:
+            findings.append(_auth_finding(image, found, credentials))
     elif (
         credentials is not None
         and credentials.registry_keys
+        and not unseen
         and not credentials.for_image(image)
         and (found is None or found.status is not LookupStatus.EXISTS)
     ):
         findings.append(_no_matching_entry(image, credentials))
     return findings
+
+
+def _unverifiable(image: ContainerImage, found: ImageFacts, unseen: tuple[str, ...] | None) -> Finding:
+    """The registry wants credentials, and the secrets that may hold them are out of sight: the view has not got
+    them (`check` on files), or there is no cluster view at all."""
+    named = unseen if unseen is not None else image.pod.image_pull_secrets
+    names = ", ".join(f'"{name}"' for name in named)
+    secrets = f"pull secret {names} is" if len(named) == 1 else f"pull secrets {names} are"
+    if unseen is not None:
+        where = f"{secrets} not in the input"
+        hint = "check with --kubeconfig, or put the Secrets in the input and pass --complete-input"
+    else:
+        where = f"{secrets} out of sight" if named else "its ServiceAccount's pull secrets are out of sight"
+        where += " (no cluster view)"
+        hint = "give pullguard a cluster view (--kubeconfig, or run it in the cluster) to check the pull secrets"
+    message = f"{image.label}: could not verify: registry {found.registry} answered {found.status} and {where}"
+    return Finding(NAME, image, Reason.UNVERIFIED, message, hint, unknown=True)
 
 
 def _secret_finding(image: ContainerImage, problem: SecretProblem, credentials: PodCredentials) -> Finding:

@@ -111,7 +111,7 @@ def test_input_files_form_the_view_without_kubeconfig(tmp_path: Path) -> None:
     ]
     manifest = tmp_path / "all.json"
     manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
-    result = check("-f", str(manifest))
+    result = check("--complete-input", "-f", str(manifest))
     (finding,) = json.loads(result.stdout)["findings"]
     assert finding["check"] == "pullSecrets"
     assert 'imagePullSecret "gone" (from its ServiceAccount) does not exist in namespace shop' in finding["message"]

@@ -44,15 +44,16 @@ def test_json_output_shape_and_clean_exit() -> None:
     }
     assert first["message"] == 'container "web" image "nginx" has no tag (resolves to latest)'
     assert first["hint"] == "pin a version tag or digest"
-    assert first["file"].endswith("deployment.yaml") and first["line"] == 1
+    assert first["file"].endswith("deployment.yaml")
+    assert (first["line"], first["column"]) == (16, 9)  # the `image:` of container "web", not the document
 
 
 def test_multi_document_file_and_line_numbers() -> None:
     result = check("-f", str(MANIFESTS / "workloads.yaml"), "--format", "json")
     assert result.returncode == 0
     got = [(f["kind"], f["image"], f["line"]) for f in findings(result)]
-    assert ("DaemonSet", "fluent/fluent-bit", 14) in got
-    assert ("CronJob", "alpine", 57) in got
+    assert ("DaemonSet", "fluent/fluent-bit", 23) in got
+    assert ("CronJob", "alpine", 70) in got
     assert [k for k, _, _ in got] == ["DaemonSet", "ReplicationController", "CronJob", "PodTemplate"]
 
 
@@ -70,7 +71,7 @@ def test_enforced_finding_exits_1_and_table_says_deny() -> None:
     assert result.returncode == 1
     assert result.stdout.startswith("MODE")
     assert "DENY" in result.stdout and "InvalidImageName" in result.stdout
-    assert result.stdout.rstrip().endswith("1 findings, 1 enforced")
+    assert "\n1 finding, 1 enforced\n" in result.stdout
 
 
 def test_stdin_and_config(tmp_path: Path) -> None:
@@ -86,7 +87,8 @@ def test_stdin_and_config(tmp_path: Path) -> None:
 def test_no_findings() -> None:
     clean = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: a, image: 'redis:7.2.4'}]}\n"
     result = check("-f", "-", stdin=clean)
-    assert (result.returncode, result.stdout) == (0, "no findings\n")
+    assert result.returncode == 0 and result.stdout.startswith("no findings\n")
+    assert "checked 1 file: 1 object, 1 workload, 1 image\n" in result.stdout
     assert findings(check("-f", "-", "--format", "json", stdin=clean)) == []
 
 
@@ -98,7 +100,7 @@ def test_sarif() -> None:
     assert run["tool"]["driver"]["name"] == "pullguard"
     (item,) = run["results"]
     assert item["ruleId"] == "reference" and item["level"] == "error"
-    assert item["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    assert item["locations"][0]["physicalLocation"]["region"] == {"startLine": 6, "startColumn": 17}
 
 
 def test_input_errors_exit_2_with_file_and_line(tmp_path: Path) -> None:
@@ -168,3 +170,53 @@ def test_certs_command(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_table_has_a_file_line_column_and_does_not_repeat_the_image() -> None:
+    result = check("-f", str(MANIFESTS / "deployment.yaml"))
+    header, first = result.stdout.splitlines()[:2]
+    assert header.split() == ["MODE", "CHECK", "REASON", "FILE:LINE", "OBJECT", "CONTAINER", "IMAGE", "PROBLEM"]
+    assert f"{MANIFESTS / 'deployment.yaml'}:16 " in first
+    problem = first[header.index("PROBLEM") :]
+    assert problem == "has no tag (resolves to latest); fix: pin a version tag or digest"
+    assert 'image "nginx"' not in first
+
+
+def test_sarif_rules_version_and_relative_paths() -> None:
+    from importlib.metadata import version
+
+    repo = MANIFESTS.parents[2]
+    command = [sys.executable, "-m", "webhook.cli", "check", "--offline", "--format", "sarif"]
+    files = ["-f", "tests/data/manifests/deployment.yaml", "-f", str(MANIFESTS / "invalid-image.yaml")]
+    result = subprocess.run(
+        [*command, *files],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    (run,) = json.loads(result.stdout)["runs"]
+    driver = run["tool"]["driver"]
+    assert driver["version"] == version("pullguard")
+    rules = {rule["id"]: rule for rule in driver["rules"]}
+    assert set(rules) == {"reference", "latestTag", "imageExists", "pullSecrets", "architecture", "neverPull"}
+    for rule in rules.values():
+        assert all(rule[key]["text"] for key in ("shortDescription", "fullDescription", "help")), rule
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == repo.as_uri() + "/"
+    located = {
+        (r["ruleId"], r["level"], r["properties"]["container"]): r["locations"][0]["physicalLocation"]
+        for r in run["results"]
+    }
+    assert located[("latestTag", "warning", "web")] == {
+        "artifactLocation": {"uri": "tests/data/manifests/deployment.yaml", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 16, "startColumn": 9},
+    }
+    # given as an absolute path inside the working directory: still relative
+    assert located[("reference", "error", "app")]["artifactLocation"] == {
+        "uri": "tests/data/manifests/invalid-image.yaml",
+        "uriBaseId": "%SRCROOT%",
+    }
+    assert [r["ruleIndex"] for r in run["results"]] == [list(rules).index(r["ruleId"]) for r in run["results"]]
+    assert run["invocations"][0]["executionSuccessful"] is True

@@ -69,12 +69,6 @@ def test_invalid_policy_keeps_the_last_good_one(pullguard_factory: Callable[...,
     assert "pullguard_policy_valid 1.0" in metrics()
 
 
-def test_invalid_policy_at_start_serves_the_embedded_default(pullguard_factory: Callable[..., PullguardServer]) -> None:
-    server = pullguard_factory("mode: [")
-    assert allowed(server)  # the embedded default warns
-    assert "not valid YAML" in server.client().get("/readyz").json()["policyError"]
-
-
 def serial_seen(server: PullguardServer, ca: Path) -> int:
     """The serial of the certificate a new TLS handshake presents (verified against `ca`)."""
     host, port = server.url.removeprefix("https://").rsplit(":", 1)

@@ -75,6 +75,8 @@ class KubeClusterView:
     reflector (tests use short ones).
     """
 
+    secrets_complete = True  # the API server is the source: a Secret it does not have does not exist
+
     def __init__(
         self,
         api_client: client.ApiClient,

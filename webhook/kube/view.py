@@ -13,6 +13,10 @@ PULL_SECRET_TYPES = ("kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"
 
 
 class ClusterView(Protocol):
+    # False when Secrets that exist may be missing from the view (files given to `check`): an absent pull
+    # secret is then unknown, not missing.
+    secrets_complete: bool
+
     def synced(self) -> bool:
         """True once every cache has completed its first list (readiness)."""
         ...
@@ -88,7 +92,8 @@ class StaticClusterView:
 
     CLUSTER_KINDS = frozenset({"Secret", "ServiceAccount", "Node"})
 
-    def __init__(self, objects: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(self, objects: Iterable[Mapping[str, Any]], *, secrets_complete: bool = True) -> None:
+        self.secrets_complete = secrets_complete
         self._secrets: dict[tuple[str, str], SecretFacts] = {}
         self._accounts: dict[tuple[str, str], ServiceAccountFacts] = {}
         nodes: list[NodeFacts] = []

@@ -1,0 +1,103 @@
+"""The real `pullguard` executable: `serve` never runs a policy other than the one it was given, `--version`,
+and help that states every flag's default."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from reviews import manifest, review
+from server import PullguardServer, free_port
+
+PULLGUARD = str(Path(sys.executable).parent / "pullguard")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PULLGUARD, *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def serve(tmp_path: Path, config: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    port = free_port()
+    cert_dir = tmp_path / "certs"
+    result = run("serve", "--offline", "--port", str(port), "--cert-dir", str(cert_dir), "--config", str(config))
+    return result, port
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_serve_with_a_missing_config_exits_2_before_anything(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent.yaml"
+    result, port = serve(tmp_path, missing)
+    assert result.returncode == 2
+    assert f"pullguard serve: --config {missing}: cannot read" in result.stderr
+    assert "listening" not in result.stderr + result.stdout
+    assert not (tmp_path / "certs").exists() and port_is_free(port)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("mode: enforcee\n", "mode:"), ("checks: {latestTag: {mode: sometimes}}\n", "checks.latestTag.mode:")],
+)
+def test_serve_with_an_invalid_config_exits_2_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
+    config = tmp_path / "policy.yaml"
+    config.write_text(text)
+    result, port = serve(tmp_path, config)
+    assert result.returncode == 2
+    assert f"pullguard serve: --config {config}: {key}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "certs").exists() and port_is_free(port)
+
+
+def test_serve_with_a_valid_config_runs_it(pullguard_factory: Callable[..., PullguardServer]) -> None:
+    server = pullguard_factory("mode: enforce\n")
+    ready = server.client().get("/readyz")
+    assert ready.status_code == 200 and ready.json()["policy"] == str(server.policy_path)
+    assert server.admit(review(manifest("deployment.yaml")))["allowed"] is False
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert (result.returncode, result.stdout) == (0, f"pullguard {version('pullguard')}\n")
+
+
+def option_entries(help_text: str) -> dict[str, str]:
+    """Each option's help, continuation lines joined: `  --flag ARG   text...`."""
+    body = help_text.split("options:", 1)[1]
+    entries: dict[str, str] = {}
+    current = ""
+    for line in body.splitlines():
+        match = re.match(r"^  (-[^ ].*?)(?:  +(.*))?$", line)
+        if match:
+            current = re.findall(r"(?:^|[ ,])(--?[\w-]+)", match.group(1))[-1]
+            entries[current] = match.group(2) or ""
+        elif current and line.strip():
+            entries[current] += " " + line.strip()
+    return {flag: " ".join(text.split()) for flag, text in entries.items()}
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["certs"], ["check"]])
+def test_every_flag_states_its_default(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.returncode == 0
+    entries = option_entries(result.stdout)
+    entries.pop("--help")
+    if not command:
+        assert entries.pop("--version") == "show program's version number and exit"
+    for flag, text in entries.items():
+        assert re.search(r"\(default: [^)]+\)|\(required\)", text), f"{' '.join(command)} {flag}: {text!r}"
+    if command == ["check"]:
+        assert entries["--format"] == "output format (default: table)"
+        assert "(required)" in entries["--filename"]

@@ -33,7 +33,8 @@ class Service:
     holder: PolicyHolder
     metrics: Metrics
     gatherer: FactGatherer = field(default_factory=FactGatherer)
-    readiness: list[Callable[[], bool]] = field(default_factory=list)
+    # Each names what keeps the service from being ready (an empty list: nothing), for /readyz.
+    readiness: list[Callable[[], list[str]]] = field(default_factory=list)
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     shutdown: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
 
@@ -58,10 +59,12 @@ def create_app(service: Service) -> AdmissionFastPath:
     @app.get("/readyz")
     async def readyz() -> Response:
         holder = service.holder
-        ready = all(check() for check in service.readiness) and holder.ready
-        body: dict[str, object] = {"ready": ready, "policy": holder.source, "policyError": holder.last_error}
-        if holder.unsettled:
-            body["notReady"] = [f"no valid policy yet: {error}" for error in holder.unsettled.values()]
+        problems = [f"no valid policy yet: {error}" for error in holder.unsettled.values()]
+        problems += [problem for check in service.readiness for problem in check()]
+        body: dict[str, object] = {"ready": not problems, "policy": holder.source, "policyError": holder.last_error}
+        if problems:
+            body["notReady"] = problems
+        ready = not problems
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=JSON)
 
     @app.get("/metrics")

@@ -76,6 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--policy-configmap", default="pullguard-policy", help="ConfigMap holding policy.yaml")
     serve.add_argument(
+        "--manage-certs",
+        action="store_true",
+        help="keep the CA and serving certificate in a Secret of --namespace (created, rotated at two thirds of "
+        "its life) and inject the CA into the webhook configurations; --cert-dir must be writable",
+    )
+    serve.add_argument("--tls-secret", default="pullguard-tls", help="with --manage-certs: the Secret")
+    serve.add_argument(
+        "--service", default="pullguard", help="with --manage-certs: the Service whose names the certificate covers"
+    )
+    serve.add_argument(
+        "--webhook-configuration",
+        default="pullguard",
+        help="with --manage-certs: the Validating/MutatingWebhookConfiguration that gets the CA",
+    )
+    serve.add_argument(
+        "--cert-check-seconds", type=float, default=60.0, help="with --manage-certs: how often the Secret is read"
+    )
+    serve.add_argument(
         "--log-level", default=os.environ.get("PULLGUARD_LOG_LEVEL", "info"), help="debug, info, warning or error"
     )
 
@@ -83,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         "certs", help="write a development CA and serving certificate", formatter_class=_Help
     )
     make_certs.add_argument("--out", type=Path, required=True, help="directory to write into")
+    make_certs.add_argument(
+        "--force", action="store_true", help="replace an existing CA (clients that trust the old one stop trusting)"
+    )
     make_certs.add_argument("--dns", action="append", default=[], help="DNS SAN, repeatable (default: none)")
     make_certs.add_argument(
         "--ip", action="append", default=[], help="IP SAN, repeatable; give at least one --dns or --ip (default: none)"
@@ -125,9 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         # Imported here: FastAPI and uvicorn take most of a second to import, which `check` in CI need not pay.
+        from webhook.cert_management import CertSettings  # noqa: PLC0415
         from webhook.server import ServeOptions, serve  # noqa: PLC0415
 
         logs.configure(args.log_level)
+        if args.manage_certs and not args.namespace:
+            print("pullguard serve: --manage-certs needs --namespace (where the Secret lives)", file=sys.stderr)
+            return 2
         defaults = ServeOptions()
         options = ServeOptions(
             host=args.host,
@@ -140,6 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             kubeconfig=args.kubeconfig,
             namespace=args.namespace,
             policy_configmap=args.policy_configmap,
+            certificates=CertSettings(
+                args.namespace, args.tls_secret, args.service, args.webhook_configuration, args.cert_check_seconds
+            )
+            if args.manage_certs
+            else None,
         )
         try:
             serve(options)
@@ -150,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "certs":
         if not args.dns and not args.ip:
             print("pullguard certs: give at least one --dns or --ip", file=sys.stderr)
+            return 2
+        if (args.out / "ca.crt").exists() and not args.force:
+            print(f"pullguard certs: {args.out / 'ca.crt'} exists; --force replaces it", file=sys.stderr)
             return 2
         try:
             paths = generate(args.out, args.dns, args.ip)

@@ -30,6 +30,15 @@ class ClusterConnection:
     def synced(self) -> bool:
         return self.view.synced() and (self.policy_watcher is None or self.policy_watcher.synced())
 
+    def problems(self) -> list[str]:
+        """Each cache that has not listed yet, with its last error (e.g. 403: a verb missing from the RBAC)."""
+        reflectors = [*self.view.reflectors, *([self.policy_watcher.reflector] if self.policy_watcher else [])]
+        return [
+            f"cache {r.name} not listed yet" + (f": {r.last_error}" if r.last_error else "")
+            for r in reflectors
+            if not r.synced()
+        ]
+
     def stop(self) -> None:
         self.view.stop()
         if self.policy_watcher is not None:

@@ -14,8 +14,10 @@ import uvicorn
 from policies.config import Policy
 from webhook import certs
 from webhook.app import Service, create_app
+from webhook.cert_management import CertSettings, ManagedCertificates
 from webhook.cluster_wiring import connect, in_cluster
 from webhook.facts import FactGatherer
+from webhook.kube.informers import load_api_client
 from webhook.metrics import Metrics
 from webhook.policy_file import read_policy_file
 from webhook.policy_source import PolicyFileWatcher, PolicyHolder
@@ -38,6 +40,7 @@ class ServeOptions:
     kubeconfig: Path | None = None  # None: in-cluster when in a pod, else no cluster view
     namespace: str | None = None  # where the policy ConfigMap lives (the webhook's own namespace)
     policy_configmap: str = "pullguard-policy"
+    certificates: CertSettings | None = None  # --manage-certs: the certificate in a Secret, the CA injected
 
 
 def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None = None) -> Service:
@@ -54,14 +57,14 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
         holder = PolicyHolder(metrics)
     registry = None if options.offline else RegistryClient(metrics)
     shutdown: list[Callable[[], Coroutine[Any, Any, None]]] = [registry.close] if registry is not None else []
-    readiness: list[Callable[[], bool]] = []
+    readiness: list[Callable[[], list[str]]] = []
     view = None
     if options.kubeconfig is not None or in_cluster():
         connection = connect(
             str(options.kubeconfig) if options.kubeconfig else None, holder, options.namespace, options.policy_configmap
         )
         view = connection.view
-        readiness.append(connection.synced)  # /readyz waits for the first LIST of every cache
+        readiness.append(connection.problems)  # /readyz waits for the first LIST of every cache
 
         async def disconnect() -> None:
             await asyncio.to_thread(connection.stop)
@@ -81,11 +84,27 @@ def serve(options: ServeOptions) -> None:
     """Raises PolicyError (before writing certificates or binding the port) for a bad --config file."""
     metrics = Metrics()
     policy = read_policy_file(options.config) if options.config is not None else None
-    paths, generated = certs.ensure(options.cert_dir, options.dns_names, options.ips)
-    fields = {"caBundle": str(paths.ca_cert), "cert": str(paths.cert), "generated": generated}
-    log.info("serving certificate ready", extra={"fields": fields})
+    managed = None
+    if options.certificates is not None:
+        api = load_api_client(str(options.kubeconfig) if options.kubeconfig else None)
+        managed = ManagedCertificates(api, options.certificates, options.cert_dir, [*options.dns_names, *options.ips])
+        paths = managed.start()
+        log.info("serving certificate managed", extra={"fields": {"secret": options.certificates.secret_name}})
+    else:
+        paths, generated = certs.ensure(options.cert_dir, options.dns_names, options.ips)
+        fields = {"caBundle": str(paths.ca_cert), "cert": str(paths.cert), "generated": generated}
+        log.info("serving certificate ready", extra={"fields": fields})
     tls = ReloadingTLS(paths.cert, paths.key, metrics)
-    app = create_app(build_service(options, metrics, policy))
+    service = build_service(options, metrics, policy)
+    if managed is not None:
+        service.readiness.append(managed.problems)
+        stop_managed = managed.stop
+
+        async def stop_certificates() -> None:
+            await asyncio.to_thread(stop_managed)
+
+        service.shutdown = (*service.shutdown, stop_certificates)
+    app = create_app(service)
     config = uvicorn.Config(
         app,
         host=options.host,

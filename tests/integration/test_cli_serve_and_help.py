@@ -101,3 +101,19 @@ def test_every_flag_states_its_default(command: list[str]) -> None:
     if command == ["check"]:
         assert entries["--format"] == "output format (default: table)"
         assert "(required)" in entries["--filename"]
+
+
+def test_certs_never_replaces_a_ca_silently(tmp_path: Path) -> None:
+    first = run("certs", "--out", str(tmp_path), "--dns", "localhost")
+    assert first.returncode == 0, first.stderr
+    ca = (tmp_path / "ca.crt").read_bytes()
+    again = run("certs", "--out", str(tmp_path), "--dns", "localhost")
+    assert again.returncode == 2 and "ca.crt exists; --force replaces it" in again.stderr
+    assert (tmp_path / "ca.crt").read_bytes() == ca
+    forced = run("certs", "--out", str(tmp_path), "--dns", "localhost", "--force")
+    assert forced.returncode == 0 and (tmp_path / "ca.crt").read_bytes() != ca
+
+
+def test_manage_certs_needs_a_namespace(tmp_path: Path) -> None:
+    result = run("serve", "--manage-certs", "--cert-dir", str(tmp_path))
+    assert result.returncode == 2 and "--manage-certs needs --namespace" in result.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 from reviews import manifest, manifests, review
 from server import PullguardServer
 
@@ -187,6 +188,11 @@ def test_health_readiness_and_metrics(pullguard: PullguardServer) -> None:
     )
     assert 'pullguard_findings_total{check="reference",mode="enforce",reason="InvalidImageName"}' in text
     assert "pullguard_policy_valid 1.0" in text
+    (expiry,) = [
+        line for line in text.splitlines() if line.startswith("pullguard_certificate_expiry_timestamp_seconds ")
+    ]
+    served = x509.load_pem_x509_certificate((pullguard.cert_dir / "tls.crt").read_bytes())
+    assert float(expiry.split()[1]) == served.not_valid_after_utc.timestamp()
 
 
 def test_structured_review_log(pullguard: PullguardServer) -> None:

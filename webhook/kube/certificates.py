@@ -13,7 +13,7 @@ import base64
 import datetime
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ log = logging.getLogger("pullguard.certificates")
 
 ROTATE_FRACTION = 2 / 3  # of the serving certificate's life: weeks of margin for a one-year certificate
 CHECK_SECONDS = 60.0
+RETRY_SECONDS = 5.0  # while no managed certificate could be had yet
 MAX_ATTEMPTS = 5  # conflicts in a row before giving up until the next check
 Clock = Callable[[], datetime.datetime]
 
@@ -127,27 +128,44 @@ class SecretCertificates:
         service: str,
         cert_dir: Path,
         *,
+        extra_hosts: Sequence[str] = (),
         days: float = certs.SERVING_DAYS,
         check_seconds: float = CHECK_SECONDS,
         clock: Clock = _utcnow,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self._core = client.CoreV1Api(api)
         self.namespace, self.secret_name = namespace, secret_name
-        self.hosts = service_hosts(service, namespace)
+        self.hosts = list(dict.fromkeys([*service_hosts(service, namespace), *extra_hosts]))
         self.paths = certs.CertPaths(cert_dir)
         self._days, self._check_seconds, self._clock = days, check_seconds, clock
+        self.on_change = on_change  # after new files were written (the injector follows a new CA)
         self.current: TLSBundle | None = None
+        self.last_error: str | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sync(self) -> TLSBundle:
-        """Read, create or rotate the Secret, then write its files. Raises ApiException when the API refuses."""
-        for _ in range(MAX_ATTEMPTS):
-            bundle = self._reconcile()
-            if bundle is not None:
-                self._write(bundle)
-                return bundle
-        raise ApiException(status=409, reason=f"secret {self.namespace}/{self.secret_name} kept changing")
+        """Read, create or rotate the Secret, then write its files. Raises ApiException when the API refuses
+        (and keeps its reason for `problems`)."""
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                bundle = self._reconcile()
+                if bundle is not None:
+                    self._write(bundle)
+                    self.last_error = None
+                    return bundle
+            raise ApiException(status=409, reason=f"secret {self.namespace}/{self.secret_name} kept changing")
+        except ApiException as exc:
+            self.last_error = f"HTTP {exc.status} {exc.reason}".strip()
+            raise
+
+    def problems(self) -> list[str]:
+        """What keeps the certificate from being the managed one, for /readyz."""
+        if self.last_error is None and self.current is not None:
+            return []
+        error = self.last_error or "not read yet"
+        return [f"certificate: Secret {self.namespace}/{self.secret_name}: {error}"]
 
     def _reconcile(self) -> TLSBundle | None:
         """One round; None when another writer got there first (read again)."""
@@ -212,6 +230,8 @@ class SecretCertificates:
         certs.write_file(self.paths.key, bundle.key, 0o600)
         certs.write_file(self.paths.cert, bundle.cert, 0o644)
         self.current = bundle
+        if self.on_change is not None:
+            self.on_change()
 
     # ----------------------------------------------------------------- the background check
 
@@ -225,7 +245,7 @@ class SecretCertificates:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stopping.wait(self._check_seconds):
+        while not self._stopping.wait(self._check_seconds if self.current is not None else RETRY_SECONDS):
             try:
                 self.sync()
             except Exception as exc:  # keep serving the files we have; the next check tries again

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit integration e2e bench certs deps k8s-bins debs clean
+.PHONY: run test lint unit integration e2e bench certs deps k8s-bins debs clean image
 
 run: $(STAMPS)/venv
 	$(BIN)/pullguard serve --host 127.0.0.1 --port 8443 --cert-dir certs --dns localhost --ip 127.0.0.1 --ip ::1
@@ -47,6 +47,11 @@ debs:
 # Slow the first time (module download and compile); cached by version under ~/.cache/pullguard afterwards.
 k8s-bins:
 	bash scripts/build-k8s-bins.sh
+
+# The container image from ./Containerfile, built with mmdebstrap + buildah (no Docker, no public registry); cached
+# by its inputs under ~/.cache/pullguard/image-<hash>. Prints the OCI layout; IMAGE_REGISTRY=host:port also pushes.
+image: $(STAMPS)/venv debs
+	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" bash scripts/build-image.sh
 
 $(STAMPS)/venv: pyproject.toml
 	@mkdir -p $(STAMPS)

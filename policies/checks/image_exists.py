@@ -52,9 +52,16 @@ def _sources(found: ImageFacts) -> str:
     return ", ".join(found.credential_sources) or "the pod's pull secrets"
 
 
+# Details that start with these name another host than the registry (webhook/registry/outbound.py's roles):
+# what failed there is reported against that host, never against the registry.
+_ELSEWHERE = ("token realm ", "redirect target ", "registry endpoint ")
+
+
 def _explain(found: ImageFacts) -> tuple[str, str]:
     registry, detail = found.registry, found.detail
     repository = _repository(found.reference)
+    if detail.startswith(_ELSEWHERE) and found.status not in _AUTHORIZATION:
+        return _elsewhere(found)
     match found.status:
         case LookupStatus.NOT_FOUND:
             hint = (
@@ -128,12 +135,35 @@ def _explain(found: ImageFacts) -> tuple[str, str]:
                 f"serve {registry} over HTTPS (the nodes send these credentials in plain text), or map it in "
                 "registry.hostsDir to the HTTPS address the nodes use",
             )
+        case LookupStatus.DIGEST_MISMATCH:
+            source = _endpoint_host(found.endpoint) or registry
+            return (
+                f"{source} serves content that does not match its digest ({detail})",
+                f"the pull fails verifying it: re-push {repository} (or fix the mirror that serves it)",
+            )
         case LookupStatus.BLOCKED:
             return (
                 f"could not verify: {registry} resolves to a link-local or metadata address ({detail})",
                 "use a routable registry address, or set registry.allowLinkLocal if this is intended",
             )
     return f"registry {registry}: {found.status} ({detail})", "check the image and the registry"
+
+
+def _elsewhere(found: ImageFacts) -> tuple[str, str]:
+    """A failure at a token realm, a redirect target or a refused endpoint: the detail names that host."""
+    prefix = "" if found.status.definite else "could not verify: "
+    if found.status is LookupStatus.BLOCKED:
+        hint = (
+            "set registry.allowLinkLocal if this address is intended"
+            if "link-local" in found.detail
+            else f"serve {found.registry}'s token realm and redirects from a routable address, or map "
+            "the registry to loopback in registry.hostsDir if it really runs there"
+        )
+        return f"{prefix}{found.detail}", hint
+    return (
+        f"{prefix}{found.detail} (for registry {found.registry})",
+        f"registry {found.registry} sends clients to that host: check that it is up and reachable from the cluster",
+    )
 
 
 def _tls_hint(found: ImageFacts) -> str:

@@ -1,8 +1,11 @@
 """Registry authentication: Basic, and the Bearer token flow of the distribution token spec.
 
 Where credentials go (Docker's rule): to the registry host that challenged, and to the token realm that
-host names, whatever the realm's host. Never over plain HTTP unless the peer is on loopback: where a node
-would send them anyway, the lookup ends `WITHHELD` ("could not verify"), never as a definite failure.
+host names, whatever the realm's host. Never over plain HTTP unless the peer is on loopback (and a realm is on
+loopback only for an endpoint on loopback: the outbound policy refuses it otherwise): where a node would send
+them anyway, the lookup ends `WITHHELD` ("could not verify"), never as a definite failure. The realm is
+contacted through the outbound policy (`webhook.registry.outbound`) like every other host, and failures there
+are reported against the realm, not the registry.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import httpx
 import orjson
 
 from policies.model import LookupStatus
+from webhook.registry.bodies import MAX_TOKEN_BYTES, BodyTooLarge
 from webhook.registry.challenge import Challenge, parse_challenges
 from webhook.registry.classify import classify_exception, classify_status
 from webhook.registry.guard import is_node_local
+from webhook.registry.outbound import STRICT, Outbound, OutboundPolicy, Refused, Role, origin
 
 DEFAULT_TOKEN_SECONDS = 60.0  # the token spec's default when expires_in is absent
-MAX_TOKEN_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,8 @@ def may_carry_credentials(url: httpx.URL) -> bool:
 class Authenticator:
     """Remembers each host's challenge and caches tokens per (realm, service, scope, identity)."""
 
-    def __init__(self) -> None:
+    def __init__(self, outbound: Outbound | None = None) -> None:
+        self._outbound = outbound or Outbound()
         self._challenges: dict[str, list[Challenge]] = {}
         self._tokens: dict[tuple[str, str, str, str], tuple[float, str]] = {}
         self.token_requests = 0
@@ -83,12 +88,14 @@ class Authenticator:
         repository: str,
         credential: Credential | None,
         url: httpx.URL,
+        *,
+        policy: OutboundPolicy = STRICT,
     ) -> str | None:
         """Answer a 401's challenges: a Bearer token (fetched or cached), or Basic credentials. None: nothing
-        to offer (no credentials for a Basic challenge)."""
+        to offer (no credentials for a Basic challenge). `policy` is the lookup's outbound policy at `url`."""
         for challenge in challenges:
             if challenge.scheme == "bearer" and challenge.realm:
-                return "Bearer " + await self._token(client, challenge, repository, credential)
+                return "Bearer " + await self._token(client, challenge, repository, credential, url=url, policy=policy)
         for challenge in challenges:
             if challenge.scheme == "basic" and credential is not None:
                 if not may_carry_credentials(url):
@@ -108,15 +115,30 @@ class Authenticator:
         )
 
     async def _token(
-        self, client: httpx.AsyncClient, challenge: Challenge, repository: str, credential: Credential | None
+        self,
+        client: httpx.AsyncClient,
+        challenge: Challenge,
+        repository: str,
+        credential: Credential | None,
+        *,
+        url: httpx.URL,
+        policy: OutboundPolicy,
     ) -> str:
         key = self._token_key(challenge, repository, credential)
         cached = self._tokens.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        realm = httpx.URL(challenge.realm)
-        if realm.scheme not in ("http", "https"):
+        try:
+            realm = httpx.URL(challenge.realm)
+        except httpx.InvalidURL:
+            realm = httpx.URL()
+        if realm.scheme not in ("http", "https") or not realm.host:
             raise AuthError(LookupStatus.MALFORMED, f"token realm is not an http(s) URL: {challenge.realm}", False)
+        named_by = origin(url)
+        try:
+            await self._outbound.check(realm, Role.REALM, policy, named_by)
+        except Refused as exc:
+            raise AuthError(LookupStatus.BLOCKED, exc.detail, False) from None
         params = {"scope": key[2]}
         if key[1]:
             params["service"] = key[1]
@@ -127,19 +149,32 @@ class Authenticator:
                 raise AuthError(LookupStatus.WITHHELD, _withheld(credential, realm, "token realm"), False)
             headers["Authorization"], sent = credential.basic(), True
         self.token_requests += 1
+        where = f"token realm {origin(realm)}"
         try:
-            response = await client.get(str(realm.copy_merge_params(params)), headers=headers)
+            response = await self._outbound.send(
+                client,
+                "GET",
+                realm.copy_merge_params(params),
+                headers,
+                role=Role.REALM,
+                policy=policy,
+                cap=MAX_TOKEN_BYTES,
+                what="token response",
+                named_by=named_by,
+            )
+        except Refused as exc:
+            raise AuthError(LookupStatus.BLOCKED, exc.detail, False) from None
+        except BodyTooLarge as exc:
+            raise AuthError(LookupStatus.MALFORMED, f"{where}: {exc}", sent) from None
         except httpx.HTTPError as exc:
             status, detail = classify_exception(exc)
-            raise AuthError(status, f"token service {realm.host}: {detail}", sent) from None
+            raise AuthError(status, f"{where}: {detail}", sent) from None
         if response.status_code in (401, 403):
-            raise AuthError(
-                LookupStatus.UNAUTHORIZED, f"token service {realm.host} refused: HTTP {response.status_code}", sent
-            )
+            raise AuthError(LookupStatus.UNAUTHORIZED, f"{where} refused: HTTP {response.status_code}", sent)
         if response.status_code != 200:
             status, detail = classify_status(response)
-            raise AuthError(status, f"token service {realm.host}: {detail}", sent)
-        token, seconds = _read_token(response.content)
+            raise AuthError(status, f"{where}: {detail}", sent)
+        token, seconds = _read_token(response.content, where)
         self._tokens[key] = (time.monotonic() + max(seconds - 5, 1), token)
         return token
 
@@ -153,16 +188,14 @@ def _withheld(credential: Credential, url: httpx.URL, role: str) -> str:
     )
 
 
-def _read_token(body: bytes) -> tuple[str, float]:
-    if len(body) > MAX_TOKEN_BYTES:
-        raise AuthError(LookupStatus.MALFORMED, "token response too large", True)
+def _read_token(body: bytes, where: str = "token realm") -> tuple[str, float]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise AuthError(LookupStatus.MALFORMED, "token response is not JSON", True) from None
+        raise AuthError(LookupStatus.MALFORMED, f"{where}: token response is not JSON", True) from None
     token = document.get("token") or document.get("access_token") if isinstance(document, dict) else None
     if not isinstance(token, str) or not token:
-        raise AuthError(LookupStatus.MALFORMED, "token response without token or access_token", True)
+        raise AuthError(LookupStatus.MALFORMED, f"{where}: token response without token or access_token", True)
     expires = document.get("expires_in")
     seconds = float(expires) if isinstance(expires, int | float) and expires > 0 else DEFAULT_TOKEN_SECONDS
     return token, seconds

@@ -3,15 +3,15 @@
 One lookup: the endpoints containerd would use (hosts.toml mirrors in order, then the registry), a HEAD of the
 manifest with containerd's Accept list, the platforms from the index or the config blob when asked, and the
 closest existing tags when the tag is missing. Lookups are cached and coalesced by pull reference and
-credential identity; documents are cached by digest for good (content-addressed).
+credential identity; documents are judged and cached only under the digest of their bytes (content-addressed):
+a `Docker-Content-Digest` header is a claim, checked against the body. Every request goes through the
+outbound policy (`webhook.registry.outbound`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import difflib
-import hashlib
-import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -26,9 +26,10 @@ from policies.reference import Reference, parse_docker_ref
 from webhook.metrics import Metrics
 from webhook.registry import manifests
 from webhook.registry.auth import Authenticator, AuthError, Credential, scope_error
+from webhook.registry.bodies import MAX_DOCUMENT_BYTES, DigestMismatch, digest_of, verify
 from webhook.registry.cache import CoalescingCache
 from webhook.registry.classify import classify_exception, classify_status, error_codes, rate_limit
-from webhook.registry.guard import AddressGuard, is_node_local
+from webhook.registry.guard import is_node_local
 from webhook.registry.hosts import (
     HostsConfigError,
     RegistryEndpoint,
@@ -38,6 +39,7 @@ from webhook.registry.hosts import (
     request_url,
     resolve_endpoints,
 )
+from webhook.registry.outbound import Outbound, OutboundPolicy, Peer, Refused, Role, new_client, track
 
 MAX_PER_REGISTRY = 8  # concurrent upstream requests per registry host: a review storm must not DoS it
 MAX_DOCUMENTS = 4096
@@ -49,8 +51,8 @@ class RegistryClient:
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
         self._clients: dict[tuple[object, ...], httpx.AsyncClient] = {}
-        self._auth = Authenticator()
-        self._guard = AddressGuard()
+        self._outbound = Outbound()
+        self._auth = Authenticator(self._outbound)
         self._cache: CoalescingCache[ImageFacts] = CoalescingCache()
         self._platforms: OrderedDict[str, tuple[Platform, ...]] = OrderedDict()
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -96,11 +98,13 @@ class RegistryClient:
     async def _bounded(
         self, reference: Reference, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool
     ) -> ImageFacts:
+        progress = track()  # which realm or redirect target was being waited for, if the deadline hits
         try:
             async with asyncio.timeout(config.timeout_seconds):
                 return await self._resolve(reference, credentials, config, platforms)
         except TimeoutError:
             detail = f"no answer within {config.timeout_seconds:g}s"
+            detail = f"{progress.waiting_for}: {detail}" if progress.waiting_for else detail
             return ImageFacts(str(reference), LookupStatus.TIMEOUT, reference.domain, detail=detail)
 
     async def _resolve(
@@ -108,7 +112,8 @@ class RegistryClient:
     ) -> ImageFacts:
         registry = reference.domain
         base = ImageFacts(str(reference), LookupStatus.NOT_FOUND, registry)
-        if is_node_local(registry) and find_host_dir(config.hosts_dir, registry) is None:
+        mapped = find_host_dir(config.hosts_dir, registry) is not None
+        if is_node_local(registry) and not mapped:
             return replace(base, status=LookupStatus.NODE_LOCAL, detail="node-local registry")
         try:
             # strict=False: a broken hosts.toml is skipped by containerd too, which then uses the cert files
@@ -121,11 +126,14 @@ class RegistryClient:
         # containerd's resolver (remotes/docker/resolver.go `Resolve`): a 404 moves on silently; any other failure
         # is kept as `firstErr` and moves on too; when no host has the image, `firstErr` wins over "not found".
         for endpoint in endpoints:
-            refusal = await self._guard.refusal(endpoint.host, config.allow_link_local)
-            if refusal is not None:
-                facts = replace(base, status=LookupStatus.BLOCKED, endpoint=endpoint.url, detail=refusal)
+            try:
+                policy = await self._outbound.endpoint_policy(
+                    endpoint.host, mapped=mapped, allow_link_local=config.allow_link_local
+                )
+            except Refused as exc:
+                facts = replace(base, status=LookupStatus.BLOCKED, endpoint=endpoint.url, detail=exc.detail)
             else:
-                facts = await self._at(endpoint, reference, credentials, platforms)
+                facts = await self._at(Peer(endpoint, policy), reference, credentials, platforms)
             if facts.status is LookupStatus.EXISTS:
                 return facts
             if facts.status is LookupStatus.NOT_FOUND:
@@ -135,7 +143,7 @@ class RegistryClient:
         return first_error or not_found or replace(base, detail="no endpoint may resolve it (hosts.toml capabilities)")
 
     async def _at(
-        self, endpoint: RegistryEndpoint, reference: Reference, credentials: Sequence[Credential], platforms: bool
+        self, peer: Peer, reference: Reference, credentials: Sequence[Credential], platforms: bool
     ) -> ImageFacts:
         # The kubelet's keyring match carries no ServerAddress (kubernetes pkg/credentialprovider/keyring.go;
         # pkg/kubelet/kuberuntime/kuberuntime_image.go passes it on as is), so containerd's CRI `ParseAuth`
@@ -144,9 +152,9 @@ class RegistryClient:
         attempts: Sequence[Credential | None] = credentials or _NO_CREDENTIAL
         tried: list[ImageFacts] = []
         for credential in attempts:
-            facts, body = await self._manifest(endpoint, reference, credential, fetch_body=platforms)
+            facts, body = await self._manifest(peer, reference, credential, fetch_body=platforms)
             if facts.status is LookupStatus.EXISTS:
-                return await self._with_platforms(endpoint, reference, credential, facts, body) if platforms else facts
+                return await self._with_platforms(peer, reference, credential, facts, body) if platforms else facts
             tried.append(facts)
             if facts.status not in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
                 break  # only an authorization failure can depend on which credential was used
@@ -154,7 +162,7 @@ class RegistryClient:
         sources = tuple(c.source for c in attempts if c is not None and c.source)
         first = replace(first, credential_sources=sources, credentials_sent=any(t.credentials_sent for t in tried))
         if first.status is LookupStatus.NOT_FOUND and reference.tag is not None:
-            tags = await self._tags(endpoint, reference, attempts[0])
+            tags = await self._tags(peer, reference, attempts[0])
             if tags is None:
                 first = replace(first, detail="repository unknown")
             elif tags:
@@ -164,27 +172,28 @@ class RegistryClient:
         return first
 
     async def _manifest(
-        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None, *, fetch_body: bool
+        self, peer: Peer, reference: Reference, credential: Credential | None, *, fetch_body: bool
     ) -> tuple[ImageFacts, bytes | None]:
         """HEAD the manifest, as containerd resolves; GET it when its content is wanted anyway (platforms),
         which saves a round trip."""
-        base = ImageFacts(str(reference), LookupStatus.EXISTS, reference.domain, endpoint=endpoint.url)
+        base = ImageFacts(str(reference), LookupStatus.EXISTS, reference.domain, endpoint=peer.endpoint.url)
         target = reference.digest or reference.tag or "latest"
         method = "GET" if fetch_body else "HEAD"
         try:
-            response, sent = await self._request(method, endpoint, reference, credential, "manifests", target)
+            response, sent = await self._request(method, peer, reference, credential, "manifests", target)
             if response.status_code in (400, 405, 501):  # HEAD not supported here: ask with GET, as containerd does
-                response, sent = await self._request("GET", endpoint, reference, credential, "manifests", target)
+                response, sent = await self._request("GET", peer, reference, credential, "manifests", target)
         except AuthError as exc:
             return replace(base, status=exc.status, detail=exc.detail, credentials_sent=exc.credentials_sent), None
+        except Refused as exc:
+            return replace(base, status=LookupStatus.BLOCKED, detail=exc.detail), None
         except manifests.MalformedManifestError as exc:
             return replace(base, status=LookupStatus.MALFORMED, detail=str(exc)), None
         except httpx.HTTPError as exc:
             status, detail = classify_exception(exc)
             return replace(base, status=status, detail=detail, credentials_sent=credential is not None), None
         if response.status_code == 200:
-            found = await self._found(endpoint, reference, credential, response, replace(base, credentials_sent=sent))
-            return found, response.content if response.request.method == "GET" else None
+            return await self._found(peer, reference, credential, response, replace(base, credentials_sent=sent))
         status, detail = classify_status(response)
         if response.status_code == 401 and scope_error(response):
             # containerd: "pull access denied, repository does not exist or may require authorization"
@@ -204,42 +213,60 @@ class RegistryClient:
 
     async def _found(
         self,
-        endpoint: RegistryEndpoint,
+        peer: Peer,
         reference: Reference,
         credential: Credential | None,
         response: httpx.Response,
         base: ImageFacts,
-    ) -> ImageFacts:
-        """A 200: the digest and media type, checked the way the pull will check them."""
-        digest = response.headers.get("docker-content-digest")
+    ) -> tuple[ImageFacts, bytes | None]:
+        """A 200: the digest and media type, checked the way the pull will check them. The body, when there is
+        one, is judged only under its own digest: the header's digest is a claim, and so is a requested one."""
+        claimed = response.headers.get("docker-content-digest") or None
         body = response.content if response.request.method == "GET" else None
         content_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
-        if body is None and (digest is None or content_type in manifests.GENERIC_TYPES):
-            # the digest or the type is missing on HEAD: the GET body is the truth
+        disputed = reference.digest is not None and claimed is not None and claimed != reference.digest
+        if body is None and (claimed is None or content_type in manifests.GENERIC_TYPES or disputed):
+            # the digest or the type is missing on HEAD, or it names other content: the GET body is the truth
             try:
-                body, _ = await self._document(
-                    endpoint, reference, credential, "manifests", reference.digest or reference.tag or "latest"
-                )
+                got = await self._document(peer, reference, credential, "manifests", reference.digest or reference.tag)
+            except DigestMismatch as exc:
+                return replace(base, status=LookupStatus.DIGEST_MISMATCH, detail=str(exc)), None
+            except Refused as exc:
+                return replace(base, status=LookupStatus.BLOCKED, detail=exc.detail), None
             except (httpx.HTTPError, AuthError, manifests.MalformedManifestError) as exc:
-                return replace(base, status=LookupStatus.MALFORMED, detail=f"manifest unreadable: {exc}")
-            digest = digest or "sha256:" + hashlib.sha256(body).hexdigest()
+                return replace(base, status=LookupStatus.MALFORMED, detail=f"manifest unreadable: {exc}"), None
+            body, claimed = got.content, claimed or got.headers.get("docker-content-digest") or None
+        digest = claimed or reference.digest
+        if body is not None:
+            try:  # containerd fetches by the resolved digest and fails the pull when the content differs
+                if reference.digest is not None:
+                    verify(body, reference.digest, "manifest")
+                if claimed is not None:
+                    verify(body, claimed, "manifest (Docker-Content-Digest)")
+                digest = reference.digest or claimed or digest_of(body)
+            except DigestMismatch as exc:
+                return replace(base, status=LookupStatus.DIGEST_MISMATCH, detail=str(exc)), None
+            except manifests.MalformedManifestError as exc:
+                return replace(base, status=LookupStatus.MALFORMED, detail=str(exc)), None
         try:
             kind = manifests.media_type(response.headers.get("content-type", ""), body)
         except manifests.MalformedManifestError as exc:
-            return replace(base, status=LookupStatus.MALFORMED, detail=f"manifest {exc}")
+            return replace(base, status=LookupStatus.MALFORMED, detail=f"manifest {exc}"), None
         if kind not in manifests.MANIFEST_TYPES:
             detail = f"unexpected content type {kind or '(none)'} for a manifest"
-            return replace(base, status=LookupStatus.MALFORMED, detail=detail)
-        return replace(base, digest=digest, media_type=kind)
+            return replace(base, status=LookupStatus.MALFORMED, detail=detail), None
+        return replace(base, digest=digest, media_type=kind), body
 
     async def _with_platforms(
         self,
-        endpoint: RegistryEndpoint,
+        peer: Peer,
         reference: Reference,
         credential: Credential | None,
         facts: ImageFacts,
         manifest: bytes | None,
     ) -> ImageFacts:
+        """The platforms of a verified digest: cached only from bodies whose hash is that digest, so no
+        registry can plant facts under another registry's digest."""
         digest = facts.digest
         if digest is None:
             return facts
@@ -248,16 +275,20 @@ class RegistryClient:
             return replace(facts, platforms=known)
         try:
             if manifest is None:
-                manifest, _ = await self._document(endpoint, reference, credential, "manifests", digest)
-            body = manifest
-            kind = facts.media_type or manifests.media_type("", body)
-            if kind in manifests.INDEX_TYPES:
-                found = manifests.index_platforms(body)
+                manifest = (await self._document(peer, reference, credential, "manifests", digest)).content
             else:
-                config, _ = await self._document(
-                    endpoint, reference, credential, "blobs", manifests.config_digest(body)
-                )
+                verify(manifest, digest, "manifest")
+            kind = facts.media_type or manifests.media_type("", manifest)
+            if kind in manifests.INDEX_TYPES:
+                found = manifests.index_platforms(manifest)
+            else:
+                config_digest = manifests.config_digest(manifest)
+                config = (await self._document(peer, reference, credential, "blobs", config_digest)).content
                 found = (manifests.config_platform(config),)
+        except DigestMismatch as exc:
+            return replace(facts, status=LookupStatus.DIGEST_MISMATCH, detail=str(exc))
+        except Refused as exc:
+            return replace(facts, status=LookupStatus.BLOCKED, detail=exc.detail)
         except (manifests.MalformedManifestError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
             # the tag resolves, but the pull would fail reading what it points to
             return replace(facts, status=LookupStatus.MALFORMED, detail=f"manifest or config unreadable: {exc}")
@@ -269,52 +300,48 @@ class RegistryClient:
         return replace(facts, platforms=found, media_type=kind or facts.media_type)
 
     async def _document(
-        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None, kind: str, digest: str
-    ) -> tuple[bytes, str]:
-        response, _ = await self._request("GET", endpoint, reference, credential, kind, digest)
+        self, peer: Peer, reference: Reference, credential: Credential | None, kind: str, target: str | None
+    ) -> httpx.Response:
+        """GET a manifest or blob (a 200, else `httpx.HTTPStatusError`); by digest, its content is verified."""
+        response, _ = await self._request("GET", peer, reference, credential, kind, target or "latest")
         if response.status_code != 200:
             raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request, response=response)
-        if len(response.content) > manifests.MAX_DOCUMENT_BYTES:
-            raise manifests.MalformedManifestError(f"{kind} document over {manifests.MAX_DOCUMENT_BYTES} bytes")
-        return response.content, response.headers.get("content-type", "")
+        if target is not None and ":" in target:
+            verify(response.content, target, "manifest" if kind == "manifests" else "blob")
+        return response
 
-    async def _tags(
-        self, endpoint: RegistryEndpoint, reference: Reference, credential: Credential | None
-    ) -> list[str] | None:
+    async def _tags(self, peer: Peer, reference: Reference, credential: Credential | None) -> list[str] | None:
         """The repository's tags ([] when the registry will not list them); None when the repository is unknown."""
         try:
-            response, _ = await self._request("GET", endpoint, reference, credential, "tags", "list")
+            response, _ = await self._request("GET", peer, reference, credential, "tags", "list")
             if response.status_code == 404 and "NAME_UNKNOWN" in error_codes(response):
                 return None
             tags = response.json().get("tags") if response.status_code == 200 else None
-        except (httpx.HTTPError, AuthError, ValueError, AttributeError):
+        except (httpx.HTTPError, AuthError, Refused, ValueError, AttributeError):
             return []
         return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
     async def _request(
-        self,
-        method: str,
-        endpoint: RegistryEndpoint,
-        reference: Reference,
-        credential: Credential | None,
-        *parts: str,
+        self, method: str, peer: Peer, reference: Reference, credential: Credential | None, *parts: str
     ) -> tuple[httpx.Response, bool]:
         """One request with containerd's URL rules and the auth dance; returns (response, credentials sent)."""
+        endpoint = peer.endpoint
         url = httpx.URL(request_url(endpoint, reference.path, *parts))
         if is_proxy(endpoint, reference.domain):
             url = url.copy_merge_params({"ns": reference.domain})
         try:
-            return await self._send(method, endpoint, url, reference.path, credential)
+            return await self._send(method, peer, url, reference.path, credential)
         except httpx.HTTPError as exc:
             status, _ = classify_exception(exc)
             if not endpoint.http_fallback or status not in (LookupStatus.TLS, LookupStatus.REFUSED):
                 raise
             # containerd's HTTP fallback for local or explicitly configured plain-HTTP hosts
-            return await self._send(method, endpoint, url.copy_with(scheme="http"), reference.path, credential)
+            return await self._send(method, peer, url.copy_with(scheme="http"), reference.path, credential)
 
     async def _send(
-        self, method: str, endpoint: RegistryEndpoint, url: httpx.URL, repository: str, credential: Credential | None
+        self, method: str, peer: Peer, url: httpx.URL, repository: str, credential: Credential | None
     ) -> tuple[httpx.Response, bool]:
+        endpoint = peer.endpoint
         client = self._client(endpoint)
         headers = {"Accept": manifests.ACCEPT if "/manifests/" in url.path else "*/*"}
         headers.update({name: values[0] for name, values in endpoint.headers if values})
@@ -324,30 +351,24 @@ class RegistryClient:
         sent = upfront is not None and credential is not None
         limit = self._limits.setdefault(endpoint.host, asyncio.Semaphore(MAX_PER_REGISTRY))
         async with limit:
-            response = await self._timed(client, method, url, headers)
+            response = await self._timed(client, method, url, headers, peer.policy)
             if response.status_code != 401:
                 return response, sent
             challenges = self._auth.remember(endpoint.host, response)
-            answer = await self._auth.header(client, challenges, repository, credential, url)
+            answer = await self._auth.header(client, challenges, repository, credential, url, policy=peer.policy)
             if answer is None or answer == upfront:
                 return response, sent
             headers["Authorization"] = answer
-            return await self._timed(client, method, url, headers), credential is not None
+            return await self._timed(client, method, url, headers, peer.policy), credential is not None
 
     async def _timed(
-        self, client: httpx.AsyncClient, method: str, url: httpx.URL, headers: dict[str, str]
+        self, client: httpx.AsyncClient, method: str, url: httpx.URL, headers: dict[str, str], policy: OutboundPolicy
     ) -> httpx.Response:
         started = time.perf_counter()
-        try:
-            async with client.stream(method, url, headers=headers) as streamed:
-                body = bytearray()
-                async for chunk in streamed.aiter_bytes():
-                    body += chunk
-                    if len(body) > manifests.MAX_DOCUMENT_BYTES:  # a registry must not exhaust our memory
-                        raise manifests.MalformedManifestError(f"response over {manifests.MAX_DOCUMENT_BYTES} bytes")
-                return httpx.Response(
-                    streamed.status_code, headers=streamed.headers, content=bytes(body), request=streamed.request
-                )
+        try:  # a registry must not exhaust our memory: every body is capped
+            return await self._outbound.send(
+                client, method, url, headers, role=Role.ENDPOINT, policy=policy, cap=MAX_DOCUMENT_BYTES, what="response"
+            )
         finally:
             if self._metrics is not None:
                 self._metrics.registry_latency.labels(method).observe(time.perf_counter() - started)
@@ -356,15 +377,7 @@ class RegistryClient:
         key = (endpoint.ca_files, endpoint.client_pairs, bool(endpoint.skip_verify))
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = httpx.AsyncClient(
-                verify=_tls_context(endpoint),
-                cert=endpoint.client_pairs[0] if endpoint.client_pairs else None,
-                follow_redirects=True,  # blobs live behind redirects; httpx drops Authorization across hosts
-                max_redirects=5,
-                timeout=httpx.Timeout(30.0),  # the lookup's own deadline is the real bound
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-                trust_env=False,  # proxies from the environment would not be the nodes' path
-            )
+            client = self._clients[key] = new_client(endpoint)
         return client
 
 
@@ -372,15 +385,6 @@ def _key(reference: str, credentials: Sequence[Credential], config: RegistryConf
     """What makes two lookups the same question. Only the settings that change the answer are in it (and
     hashing the whole pydantic config on every review would cost more than the lookup)."""
     return (reference, tuple(c.identity for c in credentials), platforms, config.hosts_dir, config.allow_link_local)
-
-
-def _tls_context(endpoint: RegistryEndpoint) -> ssl.SSLContext | bool:
-    if endpoint.skip_verify:
-        return False
-    context = ssl.create_default_context()  # the system roots, plus the hosts.toml CAs, as containerd does
-    for ca_file in endpoint.ca_files:
-        context.load_verify_locations(cafile=ca_file)
-    return context
 
 
 def _ttl(facts: ImageFacts, config: RegistryConfig) -> float:

@@ -75,6 +75,7 @@ def start_pullguard(
     policy: str | None = None,
     host: str = "127.0.0.1",
     offline: bool = True,
+    extra_args: list[str] | None = None,
 ) -> PullguardServer:
     """`offline` (the default) makes no registry lookups: tests only ever reach registries on loopback."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -99,6 +100,7 @@ def start_pullguard(
     ]
     if offline:
         command.append("--offline")
+    command += extra_args or []
     policy_path = None
     if policy is not None:
         policy_path = directory / "policy.yaml"

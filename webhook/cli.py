@@ -94,6 +94,19 @@ def _parser() -> argparse.ArgumentParser:
         "--cert-check-seconds", type=float, default=60.0, help="with --manage-certs: how often the Secret is read"
     )
     serve.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request has to arrive whole, headers and body (slow clients are cut off)",
+    )
+    serve.add_argument("--max-connections", type=int, default=1000, help="open connections; beyond them: HTTP 503")
+    serve.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=0.0,
+        help="on SIGTERM, seconds of answering while /readyz says not ready, so the endpoint is removed first",
+    )
+    serve.add_argument(
         "--log-level", default=os.environ.get("PULLGUARD_LOG_LEVEL", "info"), help="debug, info, warning or error"
     )
 
@@ -165,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             kubeconfig=args.kubeconfig,
             namespace=args.namespace,
             policy_configmap=args.policy_configmap,
+            request_timeout=args.request_timeout,
+            max_connections=args.max_connections,
+            shutdown_delay=args.shutdown_delay,
             certificates=CertSettings(
                 args.namespace, args.tls_secret, args.service, args.webhook_configuration, args.cert_check_seconds
             )

@@ -17,6 +17,7 @@ from webhook.app import Service, create_app
 from webhook.cert_management import CertSettings, ManagedCertificates
 from webhook.cluster_wiring import connect, in_cluster
 from webhook.facts import FactGatherer
+from webhook.http_guard import REQUEST_TIMEOUT_SECONDS, DrainingServer, guarded_protocol
 from webhook.kube.informers import load_api_client
 from webhook.metrics import Metrics
 from webhook.policy_file import read_policy_file
@@ -41,6 +42,10 @@ class ServeOptions:
     namespace: str | None = None  # where the policy ConfigMap lives (the webhook's own namespace)
     policy_configmap: str = "pullguard-policy"
     certificates: CertSettings | None = None  # --manage-certs: the certificate in a Secret, the CA injected
+    request_timeout: float = REQUEST_TIMEOUT_SECONDS  # a request must arrive whole within this (slowloris)
+    max_connections: int = 1000  # beyond: 503 (uvicorn's limit_concurrency)
+    shutdown_delay: float = 0.0  # on SIGTERM: not ready but answering this long, then stop accepting
+    graceful_seconds: float = 20.0  # then at most this long for in-flight reviews
 
 
 def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None = None) -> Service:
@@ -112,14 +117,18 @@ def serve(options: ServeOptions) -> None:
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(options.request_timeout),
         timeout_keep_alive=75,  # longer than the API server's idle connection reuse
+        limit_concurrency=options.max_connections,
+        timeout_graceful_shutdown=max(1, round(options.graceful_seconds)),
         server_header=False,
     )
     config.load()
     config.ssl = tls.context  # our own context, so certificate rotation needs no restart
+    server = DrainingServer(config, options.shutdown_delay)
+    service.readiness.append(server.readiness)
     log.info("pullguard listening", extra={"fields": {"url": f"https://{_host_for_url(options.host)}:{options.port}"}})
-    uvicorn.Server(config).run()
+    server.run()
 
 
 def _host_for_url(host: str) -> str:

@@ -128,7 +128,10 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
         "--namespace",
         "$(POD_NAMESPACE)",
         "--manage-certs",
+        "--shutdown-delay",
+        "5",
     ]
+    assert pod["terminationGracePeriodSeconds"] >= 5 + 20  # the delay, then in-flight reviews
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False

@@ -1,0 +1,87 @@
+"""What uvicorn leaves to the deployment, for a server that anyone on the pod network can reach.
+
+- A request read deadline (slowloris): a new connection must deliver a whole request, headers and body, within
+  `request_timeout` seconds, and so must every later request from its first byte on. Idle keep-alive time between
+  requests stays uvicorn's `timeout_keep_alive` (longer than the API server's connection reuse).
+- Draining: on SIGTERM the service first reports not ready for `shutdown_delay` seconds while it keeps answering,
+  so the endpoint is removed from the Service before the port closes (as Gatekeeper does); then uvicorn stops
+  accepting, finishes in-flight reviews and exits.
+The connection cap is uvicorn's own `limit_concurrency` (503 beyond it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from types import FrameType
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("pullguard.server")
+
+REQUEST_TIMEOUT_SECONDS = 10.0  # the API server sends a review at once; its own webhook timeout is at most 30 s
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing a connection whose request does not arrive whole in time."""
+
+    request_timeout = REQUEST_TIMEOUT_SECONDS
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()  # a connection that never speaks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.request_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def guarded_protocol(request_timeout: float) -> type[GuardedHttpToolsProtocol]:
+    return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), {"request_timeout": request_timeout})
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose first SIGTERM/SIGINT starts `shutdown_delay` seconds of draining."""
+
+    def __init__(self, config: uvicorn.Config, shutdown_delay: float) -> None:
+        super().__init__(config)
+        self.shutdown_delay = shutdown_delay
+        self.draining = threading.Event()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.shutdown_delay <= 0 or self.draining.is_set():
+            super().handle_exit(sig, frame)
+            return
+        self.draining.set()
+        log.info("draining before shutdown", extra={"fields": {"delaySeconds": self.shutdown_delay}})
+        stop = threading.Timer(self.shutdown_delay, super().handle_exit, args=(sig, frame))
+        stop.daemon = True
+        stop.start()
+
+    def readiness(self) -> list[str]:
+        return ["shutting down: draining before the port closes"] if self.draining.is_set() else []

@@ -10,7 +10,8 @@ PYTEST_ARGS ?=
 
 .PHONY: run test lint unit integration e2e bench certs deps k8s-bins debs clean image
 
-run: $(STAMPS)/venv
+# Serving needs only the runtime dependencies (no test or lint tools).
+run: $(STAMPS)/runtime
 	$(BIN)/pullguard serve --host 127.0.0.1 --port 8443 --cert-dir certs --dns localhost --ip 127.0.0.1 --ip ::1
 
 # The whole suite: unit, integration (real registries) and e2e (real kube-apiserver); e2e may not skip here.
@@ -36,7 +37,7 @@ bench: deps
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.registry
 
-certs: $(STAMPS)/venv
+certs: $(STAMPS)/runtime
 	$(BIN)/pullguard certs --out certs --dns localhost --ip 127.0.0.1 --ip ::1
 
 deps: $(STAMPS)/venv debs k8s-bins
@@ -53,11 +54,18 @@ k8s-bins:
 image: $(STAMPS)/venv debs
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" bash scripts/build-image.sh
 
-$(STAMPS)/venv: pyproject.toml
+# Two stamps: the runtime (what `make run` needs) and the dev tools on top (tests, linters). setuptools' notice
+# "Editable installation. Please be careful with folders..." (an InformationOnly warning) is not shown.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+$(STAMPS)/runtime: pyproject.toml
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(QUIET_EDITABLE) $(BIN)/pip install -q -e .
+	touch $@
+
+$(STAMPS)/venv: $(STAMPS)/runtime pyproject.toml
+	$(QUIET_EDITABLE) $(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 clean:

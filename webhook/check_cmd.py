@@ -8,27 +8,44 @@ the input is declared complete (webhook/check_secrets.py), and findings located 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from policies.config import DEFAULT_POLICY, Policy, PolicyError
 from policies.decide import decide
 from policies.model import Decision, Workload
+from webhook.check_budget import BudgetedGatherer
 from webhook.check_inventory import Inventory, take_stock
-from webhook.check_report import EXIT_INPUT, Report, Result, render_json, render_table
+from webhook.check_progress import Progress
+from webhook.check_report import EXIT_ENFORCED, EXIT_INPUT, Report, Result, render_json, render_table
 from webhook.check_sarif import render_sarif
 from webhook.check_secrets import unverifiable
-from webhook.cluster_wiring import ClusterConnection, connect, wait_synced
-from webhook.facts import FactGatherer
+from webhook.cluster_wiring import ClusterAccessError, ClusterConnection, check_access, connect, open_api, wait_synced
 from webhook.kube.view import ClusterView, StaticClusterView
 from webhook.manifests import Manifests, read
 from webhook.policy_file import read_policy_file
 from webhook.registry.client import RegistryClient
 
 CLUSTER_SYNC_SECONDS = 30
+DEFAULT_TIMEOUT_SECONDS = 120.0
 FORMATS: dict[str, Callable[[Report], str]] = {"json": render_json, "table": render_table, "sarif": render_sarif}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """What a CI run tunes beyond the input: the total budget, the level that fails, the namespace of objects
+    that carry none, and how progress is shown on stderr (auto: a bar on a terminal, lines elsewhere)."""
+
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    fail_on: str = "enforce"  # enforce | warn
+    namespace: str = "default"
+    progress: str = "auto"  # auto | bar | lines | off
+    progress_interval: float | None = None  # seconds between lines (a bar: between redraws)
 
 
 def run_check(
@@ -39,18 +56,21 @@ def run_check(
     *,
     kubeconfig: Path | None = None,
     complete_input: bool = False,
+    options: CheckOptions | None = None,
 ) -> int:
+    options = options or CheckOptions()
+    started = time.monotonic()
     try:
         policy = read_policy_file(config) if config is not None else DEFAULT_POLICY
     except PolicyError as exc:
         print(f"pullguard check: {exc}", file=sys.stderr)
         return EXIT_INPUT
     manifests = read(paths)
-    stock = take_stock(manifests, policy, live_cluster=kubeconfig is not None)
+    stock = take_stock(manifests, policy, live_cluster=kubeconfig is not None, default_namespace=options.namespace)
     for error in stock.errors:  # also in the report; stderr is what a CI log shows first
         where = f"{error.file}:{error.line}" if error.line is not None else error.file
         print(f"pullguard check: {where}: {error.reason}", file=sys.stderr)
-    connection = _connect(kubeconfig) if kubeconfig is not None else None
+    connection = _connect(kubeconfig, min(CLUSTER_SYNC_SECONDS, options.timeout)) if kubeconfig is not None else None
     if isinstance(connection, int):
         return connection
     # Without a live cluster the Secrets, ServiceAccounts and Nodes in the input form the view; with none of them
@@ -61,49 +81,87 @@ def run_check(
     elif stock.cluster_objects or complete_input:
         view = StaticClusterView(stock.cluster_objects, secrets_complete=complete_input)
     complete = connection is not None or complete_input
+    remaining = max(0.0, options.timeout - (time.monotonic() - started))
     try:
-        judged = asyncio.run(_judge_all(stock, policy, offline, view))
+        judged = asyncio.run(_judge_all(stock, policy, offline, view, budget=remaining, options=options))
     finally:
         if connection is not None:
             connection.stop()
     source = "kubeconfig" if connection is not None else "input" if view is not None else "none"
     report = _report(paths=paths, manifests=manifests, stock=stock, judged=judged, source=source, complete=complete)
+    report.fail_on = options.fail_on
     sys.stdout.write(FORMATS[output](report))
     if report.nothing_to_check:
         print(f"pullguard check: {report.nothing_to_check}", file=sys.stderr)
+    if report.exit_code == EXIT_ENFORCED and options.fail_on == "warn" and not report.enforced:
+        noun = "finding" if report.failing == 1 else "findings"
+        print(f"pullguard check: {report.failing} {noun} at level warn or above (--fail-on warn)", file=sys.stderr)
     return report.exit_code
 
 
-def _connect(kubeconfig: Path) -> ClusterConnection | int:
+def _connect(kubeconfig: Path, sync_seconds: float) -> ClusterConnection | int:
+    """Fail fast, saying which: the file, the address, the credentials, the permission; then wait for the
+    caches, naming the ones that did not list."""
     try:
-        connection = connect(str(kubeconfig))
+        api = open_api(str(kubeconfig))
+        check_access(api)
+        connection = connect(str(kubeconfig), api=api)
+    except ClusterAccessError as exc:
+        print(f"pullguard check: --kubeconfig: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     except Exception as exc:
         print(f"pullguard check: cannot use {kubeconfig}: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    if not wait_synced(connection, CLUSTER_SYNC_SECONDS):
+    if not wait_synced(connection, sync_seconds):
+        problems = "; ".join(connection.problems())
         connection.stop()
-        print(f"pullguard check: the cluster did not answer within {CLUSTER_SYNC_SECONDS}s", file=sys.stderr)
+        print(f"pullguard check: the cluster did not answer within {sync_seconds:g}s: {problems}", file=sys.stderr)
         return EXIT_INPUT
     return connection
 
 
 async def _judge_all(
-    stock: Inventory, policy: Policy, offline: bool, view: ClusterView | None
+    stock: Inventory,
+    policy: Policy,
+    offline: bool,
+    view: ClusterView | None,
+    *,
+    budget: float,
+    options: CheckOptions,
 ) -> list[tuple[Decision, tuple[str, ...]]]:
-    """Each workload's decision, and the pull secrets it refers to that the input does not hold."""
+    """Each workload's decision, and the pull secrets it refers to that the input does not hold. Registry
+    lookups share one deadline: the run's remaining budget."""
+    loop = asyncio.get_running_loop()
+    progress = _progress(options, len(stock.workloads))
     registry = None if offline else RegistryClient()
-    gatherer = FactGatherer(registry, view)
+    gatherer = BudgetedGatherer(
+        registry, view, deadline=loop.time() + budget, budget=options.timeout, progress=progress
+    )
 
     async def judge(workload: Workload) -> tuple[Decision, tuple[str, ...]]:
         facts = await gatherer.gather(workload, policy)
         unseen = unverifiable(workload.images[0].pod, facts.cluster) if workload.images else ()
+        if progress is not None:
+            progress.workload_done()
         return decide(workload, facts, policy), unseen
 
+    reporter = asyncio.ensure_future(progress.run()) if progress is not None else None
     try:
         return await asyncio.gather(*(judge(workload) for _, workload in stock.workloads))
     finally:
+        if reporter is not None:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
         if registry is not None:
             await registry.close()
+
+
+def _progress(options: CheckOptions, workloads: int) -> Progress | None:
+    if options.progress == "off" or not workloads:
+        return None
+    tty = None if options.progress == "auto" else options.progress == "bar"
+    return Progress(sys.stderr, workloads=workloads, budget=options.timeout, tty=tty, every=options.progress_interval)
 
 
 def _report(

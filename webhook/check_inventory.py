@@ -55,6 +55,7 @@ _NO_PODS: dict[str, frozenset[str]] = {
     "apiregistration.k8s.io": frozenset({"APIService"}),
 }
 _ANY_GROUP = frozenset().union(*_NO_PODS.values())
+_NAMESPACED_CLUSTER_KINDS = frozenset({"Secret", "ServiceAccount"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,11 @@ class Inventory:
         return [s for s in self.skipped if s.error]
 
 
-def take_stock(manifests: Manifests, policy: Policy, live_cluster: bool) -> Inventory:
-    """`live_cluster`: the cluster view comes from --kubeconfig, so Secrets etc. in the input are not used."""
+def take_stock(
+    manifests: Manifests, policy: Policy, live_cluster: bool, default_namespace: str = "default"
+) -> Inventory:
+    """`live_cluster`: the cluster view comes from --kubeconfig, so Secrets etc. in the input are not used.
+    `default_namespace`: where objects that name none go (`check --namespace`, as `kubectl apply -n`)."""
     stock = Inventory()
     stock.skipped += [Skipped(u.source, u.line, None, None, None, u.reason, error=True) for u in manifests.unreadable]
     for doc in manifests.documents:
@@ -88,12 +92,13 @@ def take_stock(manifests: Manifests, policy: Policy, live_cluster: bool) -> Inve
         metadata = doc.body.get("metadata")
         meta = metadata if isinstance(metadata, dict) else {}
         namespace, name = _text(meta.get("namespace")), _text(meta.get("name") or meta.get("generateName"))
+        given = namespace is not None
         if not isinstance(kind, str) or not kind:
             reason = "no kind: not a Kubernetes object"
             stock.skipped.append(Skipped(doc.source, doc.line, None, namespace, name, reason))
         elif is_workload(kind):
             try:
-                workload = extract(kind, doc.body)
+                workload = extract(kind, doc.body, "" if given else default_namespace)
             except MalformedObjectError as exc:
                 stock.skipped.append(Skipped(doc.source, doc.line, kind, namespace, name, f"{kind}: {exc}", error=True))
                 continue
@@ -103,7 +108,10 @@ def take_stock(manifests: Manifests, policy: Policy, live_cluster: bool) -> Inve
             else:
                 stock.workloads.append((doc, workload))
         elif kind in StaticClusterView.CLUSTER_KINDS and not live_cluster:
-            stock.cluster_objects.append(doc.body)
+            body = doc.body
+            if not given and kind in _NAMESPACED_CLUSTER_KINDS:
+                body = {**body, "metadata": {**meta, "namespace": default_namespace}}
+            stock.cluster_objects.append(body)
         else:
             reason = _no_pods_reason(kind, _text(doc.body.get("apiVersion")), live_cluster)
             stock.skipped.append(Skipped(doc.source, doc.line, kind, namespace, name, reason))

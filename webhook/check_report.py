@@ -38,6 +38,7 @@ class Report:
     results: list[Result]
     cluster_source: str  # kubeconfig | input | none
     unverifiable: Counter[tuple[str, str]] = field(default_factory=Counter)  # (namespace, secret): references
+    fail_on: str = "enforce"  # enforce: enforced findings fail the run; warn: every non-advisory finding does
 
     @property
     def images(self) -> int:
@@ -48,11 +49,18 @@ class Report:
         return sum(r.judged.denies for r in self.results)
 
     @property
+    def failing(self) -> int:
+        """The findings that fail the run at the `fail_on` level (advisory ones never do)."""
+        if self.fail_on == "warn":
+            return sum(r.judged.denies or not r.finding.advisory for r in self.results)
+        return self.enforced
+
+    @property
     def exit_code(self) -> int:
-        """Unreadable input outranks an enforced finding: what was not read may hide worse."""
+        """Unreadable input outranks a failing finding: what was not read may hide worse."""
         if self.inventory.errors:
             return EXIT_INPUT
-        return EXIT_ENFORCED if self.enforced else EXIT_CLEAN
+        return EXIT_ENFORCED if self.failing else EXIT_CLEAN
 
     @property
     def nothing_to_check(self) -> str | None:
@@ -95,6 +103,8 @@ class Report:
             "errors": len(self.inventory.errors),
             "findings": len(self.results),
             "enforced": self.enforced,
+            "failOn": self.fail_on,
+            "failing": self.failing,
             "unverifiablePullSecrets": self.unverifiable.total(),
             "ignoredFiles": self.manifests.ignored,
             "exitCode": self.exit_code,
@@ -170,6 +180,8 @@ def render_table(report: Report) -> str:
     lines = [*_columns([header, *rows]), ""] if rows else []
     summary = report.summary()
     counts = f"{_count(summary['findings'], 'finding')}, {summary['enforced']} enforced"
+    if report.fail_on == "warn":
+        counts += f", {summary['failing']} failing (--fail-on warn)"
     lines.append(counts if report.results else "no findings")
     checked = ", ".join(
         _count(summary[key], noun)

@@ -11,7 +11,8 @@ from pathlib import Path
 from policies.config import PolicyError
 from webhook import logs
 from webhook.certs import generate
-from webhook.check_cmd import run_check
+from webhook.check_cmd import DEFAULT_TIMEOUT_SECONDS, CheckOptions, run_check
+from webhook.check_progress import LINE_SECONDS
 from webhook.version import version
 
 
@@ -147,7 +148,46 @@ def _parser() -> argparse.ArgumentParser:
         help="the input holds every Secret, ServiceAccount and Node the workloads need, so a pull secret absent "
         "from it is missing (default: off: such a secret is reported as not verifiable, not as missing)",
     )
+    check.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help="total seconds for the run, shared by every registry lookup (and the cluster's first sync); what is "
+        "unknown when it ends is reported as could not verify",
+    )
+    check.add_argument(
+        "--fail-on",
+        choices=("enforce", "warn"),
+        default="enforce",
+        help="exit 1 on enforced findings only, or also on warnings (every finding but advisory ones)",
+    )
+    check.add_argument(
+        "--namespace", default="default", help="namespace of objects that name none (as kubectl apply -n)"
+    )
+    check.add_argument(
+        "--progress",
+        choices=("auto", "bar", "lines", "off"),
+        default="auto",
+        help="progress on stderr for runs over 2s: auto is a bar on a terminal, a line every "
+        "--progress-interval seconds elsewhere",
+    )
+    check.add_argument(
+        "--progress-interval",
+        type=_positive_seconds,
+        default=LINE_SECONDS,
+        help="seconds between progress lines when stderr is not a terminal",
+    )
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
 
 
 def _env_path(name: str) -> Path | None:
@@ -207,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"wrote {paths.ca_cert}, {paths.cert}, {paths.key} (CA bundle: {paths.ca_cert})")
         return 0
+    tty = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
     return run_check(
         args.paths,
         args.config,
@@ -214,6 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.format,
         kubeconfig=args.kubeconfig,
         complete_input=args.complete_input,
+        options=CheckOptions(
+            timeout=args.timeout,
+            fail_on=args.fail_on,
+            namespace=args.namespace,
+            progress=args.progress,
+            progress_interval=None if tty else args.progress_interval,
+        ),
     )
 
 

@@ -1,10 +1,34 @@
-"""Prometheus metrics, on a registry of our own so tests and embedded uses never collide."""
+"""Prometheus metrics, on a registry of our own so tests and embedded uses never collide.
+
+Besides pullguard's own series: `pullguard_build_info` (version, Python), the process (`process_*`: CPU, memory,
+open files, start time), platform (`python_info`) and garbage collector (`python_gc_*`) collectors, and no
+`*_created` twin for counters and histograms (they double the series and no dashboard reads them).
+"""
 
 from __future__ import annotations
 
+import platform
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from webhook.version import version
+
+# A process-wide switch of prometheus_client: every registry, ours included, stops exposing `_created` series.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -12,6 +36,19 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        if GC_COLLECTOR is not None:
+            GCCollector(registry=self.registry)
+        self.build_info = Gauge(
+            "pullguard_build_info",
+            "Always 1: the pullguard version and the Python it runs on, as labels.",
+            ("version", "python"),
+            registry=self.registry,
+        )
+        self.build_info.labels(version(), platform.python_version()).set(1)
+        self._readiness = _Readiness()
+        self.registry.register(self._readiness)
         labels = ("endpoint", "kind", "decision")
         self.requests = Counter(
             "pullguard_admission_requests", "Admission reviews answered.", labels, registry=self.registry
@@ -70,6 +107,12 @@ class Metrics:
         self._finding_children: dict[tuple[str, str, str], Any] = {}
         self._cache_children: dict[str, Any] = {}
 
+    def track_readiness(self, probe: Callable[[], list[str]]) -> None:
+        """Export `pullguard_ready` (1 ready, 0 not) from `probe`, which names what keeps the service from being
+        ready (as /readyz does; an empty list: ready). Until a probe is given the series is absent, never a
+        false 0."""
+        self._readiness.probe = probe
+
     def observe_review(self, endpoint: str, kind: str, decision: str, seconds: float) -> None:
         key = (endpoint, kind, decision)
         children = self._review_children.get(key)
@@ -90,3 +133,25 @@ class Metrics:
         if child is None:
             child = self._finding_children[key] = self.findings.labels(*key)
         child.inc()
+
+
+class _Readiness(Collector):
+    """`pullguard_ready`, read from the probe at scrape time (the same answer /readyz gives at that moment)."""
+
+    def __init__(self) -> None:
+        self.probe: Callable[[], list[str]] | None = None
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # no fixed description: the series exists only once a probe is set
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        probe = self.probe
+        if probe is None:
+            return
+        try:
+            ready = not probe()
+        except Exception:
+            ready = False
+        family = GaugeMetricFamily("pullguard_ready", "1 when /readyz answers ready, 0 when it does not.")
+        family.add_metric([], 1.0 if ready else 0.0)
+        yield family

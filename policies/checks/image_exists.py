@@ -100,10 +100,7 @@ def _explain(found: ImageFacts) -> tuple[str, str]:
             )
         case LookupStatus.DNS:
             host = _endpoint_host(found.endpoint) or registry  # docker.io is asked as registry-1.docker.io
-            return (
-                f"could not verify: registry host {host} does not resolve ({detail})",
-                "check the host name; the nodes' resolver must resolve it too",
-            )
+            return f"could not verify: registry host {host} does not resolve ({detail})", _dns_hint(registry, host)
         case LookupStatus.REFUSED:
             return (
                 f"could not verify: {found.endpoint or registry} refused the connection",
@@ -164,6 +161,26 @@ def _elsewhere(found: ImageFacts) -> tuple[str, str]:
         f"{prefix}{found.detail} (for registry {found.registry})",
         f"registry {found.registry} sends clients to that host: check that it is up and reachable from the cluster",
     )
+
+
+_DOCKER_HUB = (
+    "docker.io",
+    "registry-1.docker.io",
+    "index.docker.io",
+    "auth.docker.io",
+    "production.cloudflare.docker.com",
+)
+
+
+def _dns_hint(registry: str, host: str) -> str:
+    """Docker Hub's name not resolving means Docker Hub is out of reach from here (an air-gapped CI runner or
+    cluster), not a typo: point at the ways around it."""
+    if registry in _DOCKER_HUB or host in _DOCKER_HUB:
+        return (
+            "Docker Hub is not reachable from here: add a mirror rule (mirrors: [{registry: docker.io, mirror: "
+            "...}]), map docker.io to your mirror in registry.hostsDir as the nodes do, or run with --offline"
+        )
+    return "check the host name; the nodes' resolver must resolve it too"
 
 
 def _tls_hint(found: ImageFacts) -> str:

@@ -200,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         # Imported here: FastAPI and uvicorn take most of a second to import, which `check` in CI need not pay.
         from webhook.cert_management import CertSettings  # noqa: PLC0415
+        from webhook.cluster_wiring import ClusterAccessError  # noqa: PLC0415
         from webhook.server import ServeOptions, serve  # noqa: PLC0415
 
         logs.configure(args.log_level)
@@ -231,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(options)
         except PolicyError as exc:  # raised before the port is bound: never serve a policy nobody gave
             print(f"pullguard serve: --config {exc}", file=sys.stderr)
+            return 2
+        except ClusterAccessError as exc:
+            print(f"pullguard serve: {exc}", file=sys.stderr)
             return 2
         return 0
     if args.command == "certs":

@@ -15,10 +15,9 @@ from policies.config import Policy
 from webhook import certs
 from webhook.app import Service, create_app
 from webhook.cert_management import CertSettings, ManagedCertificates
-from webhook.cluster_wiring import connect, in_cluster
+from webhook.cluster_wiring import connect, in_cluster, open_api
 from webhook.facts import FactGatherer
 from webhook.http_guard import REQUEST_TIMEOUT_SECONDS, DrainingServer, guarded_protocol
-from webhook.kube.informers import load_api_client
 from webhook.metrics import Metrics
 from webhook.policy_file import read_policy_file
 from webhook.policy_source import PolicyFileWatcher, PolicyHolder
@@ -65,9 +64,10 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
     readiness: list[Callable[[], list[str]]] = []
     view = None
     if options.kubeconfig is not None or in_cluster():
-        connection = connect(
-            str(options.kubeconfig) if options.kubeconfig else None, holder, options.namespace, options.policy_configmap
-        )
+        kubeconfig = str(options.kubeconfig) if options.kubeconfig else None
+        # open_api raises ClusterAccessError for an unusable kubeconfig (exit 2); what the API server says later
+        # (refused, forbidden) is a readiness problem the caches name, never an exit of a serving webhook.
+        connection = connect(kubeconfig, holder, options.namespace, options.policy_configmap, api=open_api(kubeconfig))
         view = connection.view
         readiness.append(connection.problems)  # /readyz waits for the first LIST of every cache
 
@@ -86,12 +86,13 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
 
 
 def serve(options: ServeOptions) -> None:
-    """Raises PolicyError (before writing certificates or binding the port) for a bad --config file."""
+    """Raises PolicyError (before writing certificates or binding the port) for a bad --config file, and
+    ClusterAccessError for an unusable --kubeconfig."""
     metrics = Metrics()
     policy = read_policy_file(options.config) if options.config is not None else None
     managed = None
     if options.certificates is not None:
-        api = load_api_client(str(options.kubeconfig) if options.kubeconfig else None)
+        api = open_api(str(options.kubeconfig) if options.kubeconfig else None)
         managed = ManagedCertificates(api, options.certificates, options.cert_dir, [*options.dns_names, *options.ips])
         paths = managed.start()
         log.info("serving certificate managed", extra={"fields": {"secret": options.certificates.secret_name}})

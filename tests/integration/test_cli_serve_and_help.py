@@ -117,3 +117,11 @@ def test_certs_never_replaces_a_ca_silently(tmp_path: Path) -> None:
 def test_manage_certs_needs_a_namespace(tmp_path: Path) -> None:
     result = run("serve", "--manage-certs", "--cert-dir", str(tmp_path))
     assert result.returncode == 2 and "--manage-certs needs --namespace" in result.stderr
+
+
+def test_serve_with_a_missing_kubeconfig_exits_2_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-kubeconfig"
+    result = run("serve", "--offline", "--port", str(free_port()), "--cert-dir", str(tmp_path / "certs"),
+                 "--kubeconfig", str(missing))  # fmt: skip
+    assert result.returncode == 2 and f"kubeconfig {missing} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr

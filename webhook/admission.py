@@ -14,15 +14,24 @@ import orjson
 
 from policies.model import Decision, PatchOperation, Workload
 from policies.render import denial_message, warning_lines
+from webhook.limits import (
+    MAX_BODY_BYTES,
+    MAX_DENIAL_LINE,
+    MAX_DENIAL_LINES,
+    MAX_POD_ENTRIES,
+    MAX_UID_CHARS,
+    clip,
+    describe,
+)
 from webhook.wire import API_VERSIONS, AdmissionResponse, AdmissionReviewResponse, Operation
 from webhook.workloads import MalformedObjectError, extract, is_workload
 
-MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit is 3 MiB
 _OPERATIONS: tuple[Operation, ...] = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 
 
 class ProtocolError(ValueError):
-    """The body is not an AdmissionReview we can answer (HTTP 400)."""
+    """The body is not an AdmissionReview we can answer (HTTP 400). Its message quotes at most
+    `limits.MAX_ECHO_CHARS` of any input value (see `limits.describe`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,28 +49,31 @@ class Review:
 
 
 def parse_review(body: bytes) -> Review:
+    """Every value is type-checked before it is rendered: messages describe containers by type, never by repr."""
     if len(body) > MAX_BODY_BYTES:
         raise ProtocolError(f"body is {len(body)} bytes, over the {MAX_BODY_BYTES}-byte limit")
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"body is not JSON: {exc}") from None
+        raise ProtocolError(f"body is not JSON: {clip(str(exc))}") from None
     if not isinstance(document, dict):
         raise ProtocolError("body must be a JSON object (an AdmissionReview)")
     if document.get("kind") != "AdmissionReview":
-        raise ProtocolError(f"kind must be AdmissionReview, got {document.get('kind')!r}")
+        raise ProtocolError(f"kind must be AdmissionReview, got {describe(document.get('kind'))}")
     api_version = document.get("apiVersion")
     if api_version not in API_VERSIONS:
-        raise ProtocolError(f"apiVersion must be one of {', '.join(API_VERSIONS)}, got {api_version!r}")
+        raise ProtocolError(f"apiVersion must be one of {', '.join(API_VERSIONS)}, got {describe(api_version)}")
     request = document.get("request")
     if not isinstance(request, dict):
         raise ProtocolError("request is missing or not an object")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise ProtocolError("request.uid is missing or empty")
+    if len(uid) > MAX_UID_CHARS:  # it is echoed whole in the answer, so it is refused rather than clipped
+        raise ProtocolError(f"request.uid is longer than {MAX_UID_CHARS} characters ({len(uid)})")
     operation = request.get("operation")
     if operation not in _OPERATIONS:
-        raise ProtocolError(f"request.operation must be one of {', '.join(_OPERATIONS)}, got {operation!r}")
+        raise ProtocolError(f"request.operation must be one of {', '.join(_OPERATIONS)}, got {describe(operation)}")
     gvk = request.get("kind")
     if not isinstance(gvk, dict) or not isinstance(gvk.get("kind"), str):
         raise ProtocolError("request.kind must be an object with a string 'kind'")
@@ -75,13 +87,22 @@ def parse_review(body: bytes) -> Review:
         uid=uid,
         operation=operation,
         kind=gvk["kind"],
-        sub_resource=str(request.get("subResource") or ""),
-        namespace=str(request.get("namespace") or ""),
-        name=str(request.get("name") or ""),
+        sub_resource=sub if isinstance(sub := request.get("subResource"), str) else _text(request, "subResource"),
+        namespace=ns if isinstance(ns := request.get("namespace"), str) else _text(request, "namespace"),
+        name=name if isinstance(name := request.get("name"), str) else _text(request, "name"),
         object=obj if isinstance(obj, dict) else None,
         old_object=old,
         dry_run=bool(request.get("dryRun")),
     )
+
+
+def _text(request: dict[str, Any], key: str) -> str:
+    value = request.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ProtocolError(f"request.{key} must be a string, got {describe(value)}")
+    return value
 
 
 def workload_of(review: Review) -> Workload | None:
@@ -90,9 +111,10 @@ def workload_of(review: Review) -> Workload | None:
         return None
     old = review.old_object if review.operation == "UPDATE" else None
     try:
-        return extract(review.kind, review.object, review.namespace, old, review.name)
+        return extract(review.kind, review.object, review.namespace, old, review.name, max_entries=MAX_POD_ENTRIES)
     except MalformedObjectError as exc:
-        raise ProtocolError(f"request.object: {exc}") from None
+        where = "request.oldObject" if exc.old else "request.object"
+        raise ProtocolError(f"{where}: {exc}") from None
 
 
 def respond(review: Review, decision: Decision, workload: Workload | None) -> AdmissionReviewResponse:
@@ -101,12 +123,23 @@ def respond(review: Review, decision: Decision, workload: Workload | None) -> Ad
     if warnings:
         response["warnings"] = warnings
     if not decision.allowed and workload is not None:
-        message = denial_message(workload.kind, workload.namespace, workload.name, decision.denials)
-        response["status"] = {"code": 403, "reason": "Forbidden", "message": message}
+        message = denial_message(workload.kind, clip(workload.namespace), clip(workload.name), decision.denials)
+        response["status"] = {"code": 403, "reason": "Forbidden", "message": _bounded_denial(message)}
     if decision.patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = encode_patch(decision.patch)
     return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}
+
+
+def _bounded_denial(message: str) -> str:
+    """The first problem lines, each clipped: a finding's message quotes the image, which may be huge."""
+    if len(message) <= MAX_DENIAL_LINE:  # the common case: one short problem
+        return message
+    head, *problems = message.split("\n")
+    lines = [clip(head, MAX_DENIAL_LINE)] + [clip(p, MAX_DENIAL_LINE) for p in problems[:MAX_DENIAL_LINES]]
+    if len(problems) > MAX_DENIAL_LINES:
+        lines.append(f"- and {len(problems) - MAX_DENIAL_LINES} more: run `pullguard check` for all")
+    return "\n".join(lines)
 
 
 def allow(review: Review) -> AdmissionReviewResponse:

@@ -17,8 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from policies.render import finding_line
-from webhook.admission import MAX_BODY_BYTES, ProtocolError
+from webhook.admission import ProtocolError
 from webhook.facts import FactGatherer
+from webhook.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, clip
 from webhook.logs import review_line
 from webhook.metrics import Metrics
 from webhook.pipeline import Endpoint, Outcome, review_body
@@ -96,8 +97,9 @@ class AdmissionFastPath:
             outcome = await review_body(body, self.service.holder.policy, self.service.gatherer, endpoint)
         except ProtocolError as exc:
             self.service.metrics.requests.labels(endpoint, "", "error").inc()
-            log.warning("malformed admission review", extra={"fields": {"endpoint": endpoint, "error": str(exc)}})
-            await _respond(send, 400, orjson.dumps({"error": str(exc)}))
+            error = clip(str(exc), 2 * MAX_ECHO_CHARS)  # messages quote at most MAX_ECHO_CHARS of a value
+            log.warning("malformed admission review", extra={"fields": {"endpoint": endpoint, "error": error}})
+            await _respond(send, 400, orjson.dumps({"error": error}))
             return
         except Exception:  # a bug of ours outside the checks: the webhook configuration's failurePolicy decides
             self.service.metrics.requests.labels(endpoint, "", "error").inc()
@@ -145,24 +147,28 @@ def _record(metrics: Metrics, endpoint: Endpoint, outcome: Outcome, elapsed: flo
         metrics.count_finding(judged.finding.check, judged.finding.reason, judged.mode)
     if outcome.workload is None or not log.isEnabledFor(logging.INFO):
         return  # skipped kinds and operations are counted, not logged: they are most of the traffic
-    fields = {
-        "uid": outcome.review.uid,
+    # One bounded line: input values clipped, at most MAX_LOGGED_FINDINGS findings listed and the rest counted.
+    uid, namespace, name = outcome.review.uid, outcome.workload.namespace, outcome.workload.name
+    fields: dict[str, object] = {
+        "uid": uid if len(uid) <= MAX_ECHO_CHARS else clip(uid),
         "endpoint": endpoint,
         "operation": outcome.review.operation,
         "kind": outcome.workload.kind,
-        "namespace": outcome.workload.namespace,
-        "name": outcome.workload.name,
+        "namespace": namespace if len(namespace) <= MAX_ECHO_CHARS else clip(namespace),
+        "name": name if len(name) <= MAX_ECHO_CHARS else clip(name),
         "decision": label,
         "findings": [
             {
                 "check": j.finding.check,
                 "mode": j.mode,
                 "denies": j.denies,
-                "container": j.finding.container.display_path,
-                "line": finding_line(j.finding),
+                "container": j.finding.container.display_path,  # built from field names and indices
+                "line": finding_line(j.finding),  # at most 256 characters
             }
-            for j in findings
+            for j in findings[:MAX_LOGGED_FINDINGS]
         ],
-        "durationMs": round(elapsed * 1000, 3),
     }
+    if len(findings) > MAX_LOGGED_FINDINGS:
+        fields["findingsNotLogged"] = len(findings) - MAX_LOGGED_FINDINGS
+    fields["durationMs"] = round(elapsed * 1000, 3)
     review_line(fields)

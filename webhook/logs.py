@@ -1,7 +1,9 @@
 """Structured JSON logs: one object per line, fields passed as `extra={"fields": {...}}`.
 
 The per-review line is the one on the hot path: `review_line()` writes it without building a LogRecord (which
-costs more than judging the review), in the same format and through the same handler lock and stream.
+costs more than judging the review), in the same format and through the same handler lock and stream. Its
+fields arrive bounded (webhook/app.py); should the line still exceed MAX_REVIEW_LINE_BYTES, its findings are
+counted instead of listed. A traceback is kept whole up to MAX_TRACEBACK_CHARS, then head and tail.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 import orjson
 
 REVIEW_LOGGER = "pullguard.review"
+MAX_REVIEW_LINE_BYTES = 16 * 1024
+MAX_TRACEBACK_CHARS = 16 * 1024
 
 
 def _timestamp(created: float) -> str:
@@ -32,8 +36,16 @@ class JsonFormatter(logging.Formatter):
         if isinstance(fields, dict):
             entry.update(fields)
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+            entry["error"] = _head_and_tail(self.formatException(record.exc_info), MAX_TRACEBACK_CHARS)
         return orjson.dumps(entry, default=str).decode()
+
+
+def _head_and_tail(text: str, limit: int) -> str:
+    """A traceback's first and last lines are the ones that say what happened: keep those."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n...({len(text) - 2 * half} characters left out)...\n{text[-half:]}"
 
 
 def configure(level: str = "info") -> None:
@@ -62,13 +74,24 @@ def review_line(fields: dict[str, Any]) -> None:
     handlers = logging.getLogger().handlers
     handler = handlers[0] if len(handlers) == 1 and isinstance(handlers[0], logging.StreamHandler) else None
     if handler is None or not isinstance(handler.formatter, JsonFormatter):
+        if len(orjson.dumps(fields, default=str)) > MAX_REVIEW_LINE_BYTES:
+            fields = _without_findings(fields)
         _review_log.info("review", extra={"fields": fields})  # someone configured logging differently
         return
     entry = {"ts": _timestamp(time.time()), "level": "info", "logger": REVIEW_LOGGER, "msg": "review", **fields}
-    line = orjson.dumps(entry, default=str).decode() + "\n"
+    raw = orjson.dumps(entry, default=str)
+    if len(raw) > MAX_REVIEW_LINE_BYTES:
+        raw = orjson.dumps(_without_findings(entry), default=str)
+    line = raw.decode() + "\n"
     with handler.lock or _NO_LOCK:
         handler.stream.write(line)
         handler.stream.flush()
+
+
+def _without_findings(fields: dict[str, Any]) -> dict[str, Any]:
+    findings = fields.get("findings")
+    listed = len(findings) if isinstance(findings, list) else 0
+    return {**fields, "findings": [], "findingsNotLogged": listed + int(fields.get("findingsNotLogged") or 0)}
 
 
 class _NoLock:

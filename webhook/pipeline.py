@@ -5,21 +5,29 @@ Shared by the HTTP routes and by `pullguard check`, so both give the same verdic
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 import jsonpatch
 
 from policies.config import Policy
 from policies.decide import decide, mutate
-from policies.model import Decision, Workload
-from webhook.admission import Review, allow, parse_review, respond, unverified, workload_of
+from policies.model import Decision, Facts, Workload
+from webhook.admission import ProtocolError, Review, allow, parse_review, respond, unverified, workload_of
 from webhook.facts import FactGatherer
+from webhook.limits import OFFLOAD_BODY_BYTES, OFFLOAD_IMAGES, clip
 from webhook.wire import AdmissionReviewResponse
 
 Endpoint = Literal["validate", "mutate"]
 log = logging.getLogger("pullguard.review")
+T = TypeVar("T")
+# Large reviews are parsed and judged here, off the event loop; two at a time, the rest queue.
+_large_reviews = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pullguard-large-review")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,34 +49,106 @@ class Outcome:
         return "warned" if self.decision.findings else "allowed"
 
 
-async def judge(workload: Workload, policy: Policy, gatherer: FactGatherer, endpoint: Endpoint) -> Decision:
+async def judge(
+    workload: Workload, policy: Policy, gatherer: FactGatherer, endpoint: Endpoint, *, offload: bool = False
+) -> Decision:
     facts = await gatherer.gather(workload, policy, images=endpoint == "validate")
+    if offload:
+        return await _in_worker(_decide, workload, facts, policy, endpoint)
+    return decide(workload, facts, policy) if endpoint == "validate" else mutate(workload, facts, policy)
+
+
+def _decide(workload: Workload, facts: Facts, policy: Policy, endpoint: Endpoint) -> Decision:
     return decide(workload, facts, policy) if endpoint == "validate" else mutate(workload, facts, policy)
 
 
 async def review_body(body: bytes, policy: Policy, gatherer: FactGatherer, endpoint: Endpoint) -> Outcome:
-    """Raises ProtocolError for a body that is not an answerable AdmissionReview."""
-    review = parse_review(body)
-    workload = workload_of(review)
+    """Raises ProtocolError for a body that is not an answerable AdmissionReview.
+
+    A body over OFFLOAD_BODY_BYTES is read and judged in a worker thread, and so is an object with over
+    OFFLOAD_IMAGES images: the event loop keeps answering /healthz and other reviews meanwhile. The common path
+    below is written inline, with no thread hop or extra call: it is most of the traffic.
+    """
+    if len(body) > OFFLOAD_BODY_BYTES:
+        review, workload = await _in_worker(_read, body)
+        offload = True
+    else:
+        try:
+            review = parse_review(body)
+            workload = workload_of(review)
+        except RecursionError:  # nothing recurses into input values; should that change, this is still a 400
+            raise ProtocolError("the review nests too deeply") from None
+        offload = workload is not None and len(workload.images) > OFFLOAD_IMAGES
     if workload is None:
         return Outcome(review, None, None, allow(review))
     try:
-        decision = await judge(workload, policy, gatherer, endpoint)
+        decision = await judge(workload, policy, gatherer, endpoint, offload=offload)
     except Exception:  # a bug of ours must not become a 500: answer as failurePolicy says
-        log.exception("review failed", extra={"fields": {"uid": review.uid, "kind": review.kind}})
+        log.exception("review failed", extra={"fields": {"uid": clip(review.uid), "kind": clip(review.kind)}})
         allowed = policy.failure_policy == "open"
         return Outcome(review, workload, None, unverified(review, allowed))
-    if decision.patch and not _patch_applies(review, decision):
+    if offload:
+        return await _in_worker(_answer, review, workload, decision)
+    if decision.patch and not patch_applies(review, decision):
         decision = Decision(allowed=decision.allowed, findings=decision.findings)
     return Outcome(review, workload, decision, respond(review, decision, workload))
 
 
-def _patch_applies(review: Review, decision: Decision) -> bool:
-    """A patch that does not apply fails the whole request at the API server: never send one."""
+async def _in_worker(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_large_reviews, partial(function, *args))
+
+
+def _read(body: bytes) -> tuple[Review, Workload | None]:
+    """parse_review and workload_of, for the worker thread (review_body does the same inline)."""
+    try:
+        review = parse_review(body)
+        return review, workload_of(review)
+    except RecursionError:  # nothing recurses into input values; should that change, this is still a 400
+        raise ProtocolError("the review nests too deeply") from None
+
+
+def _answer(review: Review, workload: Workload, decision: Decision) -> Outcome:
+    """The end of review_body, for the worker thread."""
+    if decision.patch and not patch_applies(review, decision):
+        decision = Decision(allowed=decision.allowed, findings=decision.findings)
+    return Outcome(review, workload, decision, respond(review, decision, workload))
+
+
+def patch_applies(review: Review, decision: Decision) -> bool:
+    """A patch that does not apply fails the whole request at the API server: never send one.
+
+    jsonpatch applies it to a copy of the object made only along the patched paths: a deep copy of the whole
+    object would cost time in proportion to its size, and recurse as deep as it nests.
+    """
     operations = [{"op": p.op, "path": p.path, "value": p.value} for p in decision.patch]
     try:
-        jsonpatch.apply_patch(review.object, operations)
+        jsonpatch.apply_patch(_copied_along(review.object or {}, operations), operations, in_place=True)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        log.error("dropping a patch that does not apply", extra={"fields": {"uid": review.uid, "error": str(exc)}})
+        fields = {"uid": clip(review.uid), "error": clip(str(exc))}
+        log.error("dropping a patch that does not apply", extra={"fields": fields})
         return False
     return True
+
+
+def _copied_along(document: dict[str, Any], operations: list[dict[str, str]]) -> dict[str, Any]:
+    """A copy of `document` that shares everything but the objects and lists on the operations' paths."""
+    root = dict(document)
+    copies = {id(root)}
+    for operation in operations:
+        node: Any = root
+        for token in jsonpatch.JsonPointer(operation["path"]).parts[:-1]:
+            if isinstance(node, dict) and token in node:
+                key: str | int = token
+            elif isinstance(node, list) and token.isdecimal() and int(token) < len(node):
+                key = int(token)
+            else:
+                break  # jsonpatch reports it
+            child = node[key]
+            if not isinstance(child, dict | list):
+                break
+            if id(child) not in copies:
+                child = dict(child) if isinstance(child, dict) else list(child)
+                copies.add(id(child))
+                node[key] = child
+            node = child
+    return root

@@ -1,0 +1,49 @@
+"""Admission input limits: what a review may hold, and how much of an attacker's value pullguard ever repeats.
+
+One home for every number (README "Limits"). The rules they serve:
+
+- Nothing an AdmissionReview carries is ever walked recursively (`repr`, `str`, `==`, `deepcopy` of a container):
+  every value pullguard reads is a scalar at a fixed path, or a list/object it iterates along a fixed path. So
+  nesting depth costs nothing and needs no limit of its own below orjson's 1,024 levels, however deep a review is.
+- The work a review costs grows with its containers, so their number per object is capped; bodies over
+  `OFFLOAD_BODY_BYTES` are parsed and judged off the event loop, so `/healthz` and small reviews stay fast.
+- An error or log line repeats at most `MAX_ECHO_CHARS` of any input value, and a review's log line lists at most
+  `MAX_LOGGED_FINDINGS` findings.
+"""
+
+from __future__ import annotations
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit is 3 MiB
+# containers + initContainers + ephemeralContainers + volumes in one object (and in its oldObject). Kubernetes sets
+# no number; real pods have a handful, and the worst allowed review is judged in ~30 ms.
+MAX_POD_ENTRIES = 1000
+MAX_UID_CHARS = 256  # the API server's UIDs are 36-character UUIDs; the uid must be echoed whole, so it is capped
+OFFLOAD_BODY_BYTES = 256 * 1024  # larger bodies are parsed and judged in a worker thread
+OFFLOAD_IMAGES = 64  # and so are objects with more images to judge
+MAX_ECHO_CHARS = 200  # of any input value in an error message or a log field
+MAX_LOGGED_FINDINGS = 20  # per review log line; the rest are counted
+MAX_DENIAL_LINE = 512  # of each problem line in a denial's status message
+MAX_DENIAL_LINES = 20  # problem lines in a denial's status message; the rest are counted
+
+
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """`text` cut to `limit` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text)} characters)"
+
+
+def describe(value: object) -> str:
+    """A short, safe rendering of an attacker's value for an error message: scalars quoted and clipped,
+    containers by their type only (their repr would be unbounded, and recursive)."""
+    if isinstance(value, str):
+        return repr(clip(value))
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return clip(str(value)) if abs(value) < 10**200 else "a very large number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"

@@ -46,6 +46,7 @@ class Review:
     object: dict[str, Any] | None
     old_object: dict[str, Any] | None
     dry_run: bool
+    user: str = ""  # request.userInfo.username: who asked, for the review log
 
 
 def parse_review(body: bytes) -> Review:
@@ -93,7 +94,14 @@ def parse_review(body: bytes) -> Review:
         object=obj if isinstance(obj, dict) else None,
         old_object=old,
         dry_run=bool(request.get("dryRun")),
+        user=_username(request),
     )
+
+
+def _username(request: dict[str, Any]) -> str:
+    info = request.get("userInfo")
+    name = info.get("username") if isinstance(info, dict) else None
+    return clip(name) if isinstance(name, str) else ""
 
 
 def _text(request: dict[str, Any], key: str) -> str:

@@ -40,6 +40,12 @@ class Service:
     shutdown: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
 
 
+def not_ready(service: Service) -> list[str]:
+    """Everything that keeps the service from being ready (/readyz, pullguard_ready); empty when ready."""
+    problems = [f"no valid policy yet: {error}" for error in service.holder.unsettled.values()]
+    return problems + [problem for check in service.readiness for problem in check()]
+
+
 def create_app(service: Service) -> AdmissionFastPath:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -60,13 +66,13 @@ def create_app(service: Service) -> AdmissionFastPath:
     @app.get("/readyz")
     async def readyz() -> Response:
         holder = service.holder
-        problems = [f"no valid policy yet: {error}" for error in holder.unsettled.values()]
-        problems += [problem for check in service.readiness for problem in check()]
+        problems = not_ready(service)
         body: dict[str, object] = {"ready": not problems, "policy": holder.source, "policyError": holder.last_error}
         if problems:
             body["notReady"] = problems
-        ready = not problems
-        return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=JSON)
+        return Response(orjson.dumps(body), status_code=503 if problems else 200, media_type=JSON)
+
+    service.metrics.track_readiness(lambda: not_ready(service))
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -152,6 +158,7 @@ def _record(metrics: Metrics, endpoint: Endpoint, outcome: Outcome, elapsed: flo
     fields: dict[str, object] = {
         "uid": uid if len(uid) <= MAX_ECHO_CHARS else clip(uid),
         "endpoint": endpoint,
+        "user": outcome.review.user,  # clipped when parsed
         "operation": outcome.review.operation,
         "kind": outcome.workload.kind,
         "namespace": namespace if len(namespace) <= MAX_ECHO_CHARS else clip(namespace),
@@ -170,5 +177,11 @@ def _record(metrics: Metrics, endpoint: Endpoint, outcome: Outcome, elapsed: flo
     }
     if len(findings) > MAX_LOGGED_FINDINGS:
         fields["findingsNotLogged"] = len(findings) - MAX_LOGGED_FINDINGS
+    if outcome.decision is not None and outcome.decision.patch:
+        written = {image.pointer: image.image for image in outcome.workload.images}
+        fields["patched"] = [
+            {"path": op.path, "from": clip(written.get(op.path, "")), "to": clip(op.value)}
+            for op in outcome.decision.patch[:MAX_LOGGED_FINDINGS]
+        ]
     fields["durationMs"] = round(elapsed * 1000, 3)
     review_line(fields)

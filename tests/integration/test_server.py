@@ -206,6 +206,7 @@ def test_structured_review_log(pullguard: PullguardServer) -> None:
         time.sleep(0.05)
     (entry,) = mine
     assert entry["msg"] == "review" and entry["kind"] == "Deployment" and entry["namespace"] == "shop"
+    assert entry["user"] == "kubernetes-admin" and "patched" not in entry  # the review's userInfo; no rewrite
     assert entry["name"] == "web" and entry["decision"] == "warned" and entry["durationMs"] >= 0
     assert [f["check"] for f in entry["findings"]] == ["latestTag", "latestTag"]
 
@@ -226,6 +227,27 @@ def test_patch_decodes(pullguard_factory) -> None:  # type: ignore[no-untyped-de
     assert json.loads(base64.b64decode(answer["patch"])) == [
         {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "mirror.example.com/library/nginx"}
     ]
+
+
+def test_the_review_log_names_the_user_and_each_rewrite(pullguard_factory) -> None:  # type: ignore[no-untyped-def]
+    server = pullguard_factory("mirrors: [{registry: docker.io, mirror: mirror.example.com, verify: false}]")
+    body = review(manifest("deployment.yaml"), uid="who-and-what")
+    body["request"]["userInfo"] = {"username": "system:serviceaccount:ci:deployer", "groups": ["ci"]}
+    server.admit(body, path="/mutate")
+    deadline = time.monotonic() + 5
+    while '"who-and-what"' not in server.logs():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (entry,) = [json.loads(line) for line in server.logs().splitlines() if '"who-and-what"' in line]
+    assert entry["user"] == "system:serviceaccount:ci:deployer" and entry["decision"] == "patched"
+    assert entry["patched"] == [
+        {"path": "/spec/template/spec/containers/0/image", "from": "nginx", "to": "mirror.example.com/library/nginx"}
+    ]
+
+
+def test_readiness_is_a_metric_too(pullguard: PullguardServer) -> None:
+    text = pullguard.client().get("/metrics").text
+    assert "pullguard_ready 1.0" in text.splitlines()
 
 
 CAPTURED = sorted((Path(__file__).parents[1] / "data" / "admission").glob("*.json"))

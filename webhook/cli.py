@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from policies.config import PolicyError
-from webhook import logs
+from webhook import explain, logs
 from webhook.certs import generate
 from webhook.check_cmd import DEFAULT_TIMEOUT_SECONDS, CheckOptions, run_check
 from webhook.check_progress import LINE_SECONDS
@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     make_certs.add_argument(
         "--ip", action="append", default=[], help="IP SAN, repeatable; give at least one --dns or --ip (default: none)"
     )
+
+    explain.add_parser(commands)
 
     check = commands.add_parser("check", help="check manifests as the webhook would (for CI)", formatter_class=_Help)
     check.add_argument(
@@ -237,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"pullguard serve: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "explain":
+        return explain.run(args)
     if args.command == "certs":
         if not args.dns and not args.ip:
             print("pullguard certs: give at least one --dns or --ip", file=sys.stderr)

@@ -1,0 +1,137 @@
+"""PolicyReports (`wgpolicyk8s.io/v1alpha2`, the format Kyverno, Kubewarden and Trivy write) from audit findings.
+
+One report per namespace, named `pullguard-audit`, labelled `app.kubernetes.io/managed-by: pullguard`, with one
+result per finding: `policy` is the check, `rule` the failure the kubelet would show, `result` `fail` (the check
+enforces and the finding is definite), `warn` (warn mode, or advisory) or `error` (could not verify), and the
+workload in `resources`. `summary.pass` counts the images checked without a finding.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from policies.model import JudgedFinding, Mode
+
+GROUP, VERSION, PLURAL = "wgpolicyk8s.io", "v1alpha2", "policyreports"
+REPORT_NAME = "pullguard-audit"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "pullguard"}
+SOURCE = "pullguard"
+_SEVERITY = {"fail": "high", "error": "medium", "warn": "low"}
+_API_VERSIONS = {
+    "Pod": "v1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedWorkload:
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    images: int  # how many images were checked
+    findings: tuple[JudgedFinding, ...]
+
+
+def result_of(judged: JudgedFinding) -> str:
+    finding = judged.finding
+    if finding.unknown:
+        return "error"
+    if judged.mode is Mode.ENFORCE and not finding.advisory:
+        return "fail"
+    return "warn"
+
+
+def results(workload: AuditedWorkload, seconds: int) -> list[dict[str, Any]]:
+    resource = {
+        "apiVersion": _API_VERSIONS.get(workload.kind, "v1"),
+        "kind": workload.kind,
+        "namespace": workload.namespace,
+        "name": workload.name,
+        "uid": workload.uid,
+    }
+    found = []
+    for judged in workload.findings:
+        finding, outcome = judged.finding, result_of(judged)
+        reference = finding.container.reference
+        hint = finding.hint.replace("<registry>", reference.domain) if reference is not None else finding.hint
+        found.append(
+            {
+                "source": SOURCE,
+                "policy": finding.check,
+                "rule": str(finding.reason),
+                "category": "image pull",
+                "severity": _SEVERITY[outcome],
+                "result": outcome,
+                "scored": True,
+                "message": f"{finding.message}: {hint}",
+                "timestamp": {"seconds": seconds, "nanos": 0},
+                "resources": [resource],
+                "properties": {
+                    "container": finding.container.display_path,
+                    "image": finding.container.image,
+                    "fix": hint,
+                },
+            }
+        )
+    return found
+
+
+def _key(result: Mapping[str, Any]) -> tuple[str, ...]:
+    resource = (result.get("resources") or [{}])[0]
+    properties = result.get("properties") or {}
+    return (
+        str(resource.get("kind")),
+        str(resource.get("name")),
+        str(properties.get("container")),
+        str(result.get("policy")),
+        str(result.get("message")),
+    )
+
+
+def report(namespace: str, workloads: Iterable[AuditedWorkload], seconds: int) -> dict[str, Any]:
+    """The namespace's report: every finding of `workloads` (all in `namespace`), sorted, deduplicated."""
+    unique: dict[tuple[str, ...], dict[str, Any]] = {}
+    checked = 0
+    clean = 0
+    for workload in workloads:
+        checked += workload.images
+        flagged = {j.finding.container.pointer for j in workload.findings}
+        clean += max(workload.images - len(flagged), 0)
+        for result in results(workload, seconds):
+            unique.setdefault(_key(result), result)
+    ordered = [unique[k] for k in sorted(unique)]
+    counts = Counter(r["result"] for r in ordered)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PolicyReport",
+        "metadata": {"name": REPORT_NAME, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "summary": {
+            "pass": clean,
+            "fail": counts["fail"],
+            "warn": counts["warn"],
+            "error": counts["error"],
+            "skip": 0,
+        },
+        "results": ordered,
+    }
+
+
+def same_results(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Equal but for timestamps: an unchanged report is not rewritten every round."""
+
+    def strip(document: Mapping[str, Any]) -> Any:
+        return (
+            document.get("summary"),
+            [{k: v for k, v in r.items() if k != "timestamp"} for r in document.get("results") or []],
+        )
+
+    return bool(strip(old) == strip(new))

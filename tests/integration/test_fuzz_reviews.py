@@ -326,9 +326,7 @@ def test_fuzzed_reviews_through_the_tls_server(pullguard_factory: Any) -> None:
     server: PullguardServer = pullguard_factory(policy=MIRROR_POLICY)
     mutator, tally = Mutator(SEED + 1), Tally()
     client = server.client()
-    for _ in range(min(200, TLS_COUNT)):  # warm up, 3 MiB bodies included: glibc keeps what they needed
-        client.post("/validate", content=mutator.body(), headers={"content-type": "application/json"}, timeout=60)
-    rss_start = rss_bytes(server.process.pid)
+    rss_start = rss_bytes(server.process.pid)  # started and answered its health probe, nothing else
     for index in range(TLS_COUNT):
         raw = mutator.body()
         path = "/mutate" if index % 2 else "/validate"

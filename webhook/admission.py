@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from policies.config import PolicyError, parse_policy
 from policies.model import Decision, PatchOperation, Workload
 from policies.render import denial_message, warning_lines
 from webhook.limits import (
@@ -156,6 +157,31 @@ def allow(review: Review) -> AdmissionReviewResponse:
         "kind": "AdmissionReview",
         "response": {"uid": review.uid, "allowed": True},
     }
+
+
+def policy_verdict(review: Review, key: str) -> AdmissionReviewResponse:
+    """pullguard's own policy ConfigMap, judged as `serve` would read it: an invalid policy is refused at apply
+    time with the key path (it would only be rejected later, keeping the last good one), as Kyverno does."""
+    if review.object is None:  # DELETE: pullguard keeps its last good policy
+        return allow(review)
+    data = review.object.get("data")
+    text = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(text, str):
+        problem = f"the ConfigMap has no {key!r} key: pullguard would keep its last good policy"
+    else:
+        try:
+            parse_policy(text, f"configmap {review.namespace}/{review.name}")
+        except PolicyError as exc:
+            problem = str(exc)
+        else:
+            return allow(review)
+    message = clip(f"pullguard policy rejected: {problem}", MAX_DENIAL_LINE)
+    response: AdmissionResponse = {
+        "uid": review.uid,
+        "allowed": False,
+        "status": {"code": 422, "reason": "Invalid", "message": message},
+    }
+    return {"apiVersion": review.api_version, "kind": "AdmissionReview", "response": response}
 
 
 def unverified(review: Review, allowed: bool) -> AdmissionReviewResponse:

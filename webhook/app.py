@@ -22,7 +22,7 @@ from webhook.facts import FactGatherer
 from webhook.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, clip
 from webhook.logs import review_line
 from webhook.metrics import Metrics
-from webhook.pipeline import Endpoint, Outcome, review_body
+from webhook.pipeline import Endpoint, Outcome, PolicyConfigMap, review_body
 from webhook.policy_source import PolicyHolder
 
 log = logging.getLogger("pullguard.review")
@@ -37,6 +37,7 @@ class Service:
     # Each names what keeps the service from being ready (an empty list: nothing), for /readyz.
     readiness: list[Callable[[], list[str]]] = field(default_factory=list)
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    policy_configmap: PolicyConfigMap | None = None  # judged on /validate: an invalid policy is refused at apply
     shutdown: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
 
 
@@ -100,7 +101,10 @@ class AdmissionFastPath:
         started = time.perf_counter()
         try:
             body = await _read_body(scope, receive)
-            outcome = await review_body(body, self.service.holder.policy, self.service.gatherer, endpoint)
+            service = self.service
+            outcome = await review_body(
+                body, service.holder.policy, service.gatherer, endpoint, service.policy_configmap
+            )
         except ProtocolError as exc:
             self.service.metrics.requests.labels(endpoint, "", "error").inc()
             error = clip(str(exc), 2 * MAX_ECHO_CHARS)  # messages quote at most MAX_ECHO_CHARS of a value

@@ -1,6 +1,6 @@
 """One review, one direction: envelope -> images -> facts -> pure decision -> response.
 
-Shared by the HTTP routes and by `pullguard check`, so both give the same verdicts.
+The HTTP routes' path; `pullguard check` uses the same facts and decisions (FactGatherer, policies.decide).
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ import jsonpatch
 from policies.config import Policy
 from policies.decide import decide, mutate
 from policies.model import Decision, Facts, Workload
-from webhook.admission import ProtocolError, Review, allow, parse_review, respond, unverified, workload_of
+from webhook.admission import (
+    ProtocolError,
+    Review,
+    allow,
+    parse_review,
+    policy_verdict,
+    respond,
+    unverified,
+    workload_of,
+)
 from webhook.facts import FactGatherer
 from webhook.limits import OFFLOAD_BODY_BYTES, OFFLOAD_IMAGES, clip
 from webhook.wire import AdmissionReviewResponse
@@ -62,7 +71,16 @@ def _decide(workload: Workload, facts: Facts, policy: Policy, endpoint: Endpoint
     return decide(workload, facts, policy) if endpoint == "validate" else mutate(workload, facts, policy)
 
 
-async def review_body(body: bytes, policy: Policy, gatherer: FactGatherer, endpoint: Endpoint) -> Outcome:
+PolicyConfigMap = tuple[str, str, str]  # namespace, name, key: the ConfigMap `serve` reads its policy from
+
+
+async def review_body(
+    body: bytes,
+    policy: Policy,
+    gatherer: FactGatherer,
+    endpoint: Endpoint,
+    policy_configmap: PolicyConfigMap | None = None,
+) -> Outcome:
     """Raises ProtocolError for a body that is not an answerable AdmissionReview.
 
     A body over OFFLOAD_BODY_BYTES is read and judged in a worker thread, and so is an object with over
@@ -80,6 +98,10 @@ async def review_body(body: bytes, policy: Policy, gatherer: FactGatherer, endpo
             raise ProtocolError("the review nests too deeply") from None
         offload = workload is not None and len(workload.images) > OFFLOAD_IMAGES
     if workload is None:
+        if policy_configmap is not None and review.kind == "ConfigMap" and endpoint == "validate":
+            namespace, name, key = policy_configmap
+            if (review.namespace, review.name) == (namespace, name):
+                return Outcome(review, None, None, policy_verdict(review, key))
         return Outcome(review, None, None, allow(review))
     try:
         decision = await judge(workload, policy, gatherer, endpoint, offload=offload)

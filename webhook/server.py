@@ -16,7 +16,7 @@ from policies.config import Policy
 from webhook import certs
 from webhook.app import Service, create_app
 from webhook.cert_management import CertSettings, ManagedCertificates
-from webhook.cluster_wiring import connect, in_cluster, open_api
+from webhook.cluster_wiring import POLICY_KEY, connect, in_cluster, open_api
 from webhook.facts import FactGatherer
 from webhook.http_guard import REQUEST_TIMEOUT_SECONDS, DrainingServer, guarded_protocol
 from webhook.metrics import Metrics
@@ -76,7 +76,9 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
             await asyncio.to_thread(connection.stop)
 
         shutdown.append(disconnect)
+    namespace = options.namespace if view is not None else None  # the policy ConfigMap is followed
     return Service(
+        policy_configmap=(namespace, options.policy_configmap, POLICY_KEY) if namespace else None,
         holder=holder,
         metrics=metrics,
         gatherer=FactGatherer(registry, view),

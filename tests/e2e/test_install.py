@@ -79,6 +79,7 @@ def write_overlay(directory: Path, port: int, rbac_patches: list[dict[str, Any]]
                             "path": "/webhooks/0/namespaceSelector",
                             "value": {"matchLabels": {APPS_LABEL: "true"}},  # no other test's namespace
                         },
+                        *(_policy_webhook(port, namespace) if endpoint == "validate" else []),
                     ]
                 ),
             }
@@ -92,6 +93,19 @@ def write_overlay(directory: Path, port: int, rbac_patches: list[dict[str, Any]]
     }
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
     return directory, namespace
+
+
+def _policy_webhook(port: int, namespace: str) -> list[dict[str, Any]]:
+    """The policy ConfigMap webhook: by URL, and for this install's namespace (kustomize renames only objects)."""
+    return [
+        {"op": "remove", "path": "/webhooks/1/clientConfig/service"},
+        {"op": "add", "path": "/webhooks/1/clientConfig/url", "value": f"https://localhost:{port}/validate"},
+        {
+            "op": "replace",
+            "path": "/webhooks/1/namespaceSelector",
+            "value": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        },
+    ]
 
 
 @pytest.fixture
@@ -180,6 +194,14 @@ def test_one_apply_then_warnings_reapply_and_rotation(
         created = cluster.kubectl("apply", "-f", "-", input=untagged_pod(apps), timeout=60)
         assert 'Warning: pullguard: container "web" image "nginx" has no tag' in created.stderr, created
 
+        # the policy ConfigMap is checked at apply time: a typo is refused with its key path
+        typo = cluster.kubectl("apply", "-f", "-", input=_policy(install.namespace, "mode: enforcee\n"), check=False)
+        assert typo.returncode != 0, typo
+        assert 'admission webhook "policy.pullguard.io" denied the request: pullguard policy rejected: ' in typo.stderr
+        assert f"configmap {install.namespace}/pullguard-policy: mode: Input should be" in typo.stderr
+        fixed = cluster.kubectl("apply", "-f", "-", input=_policy(install.namespace, "mode: warn\n"), timeout=60)
+        assert "configmap/pullguard-policy configured" in fixed.stdout, fixed
+
         # re-applying the manifests (an upgrade, a GitOps sync) changes nothing that matters
         again = cluster.kubectl("apply", "-k", str(install.overlay), timeout=60)
         assert "pullguard unchanged" in again.stdout
@@ -208,6 +230,11 @@ def test_one_apply_then_warnings_reapply_and_rotation(
         assert "has no tag" in created.stderr, created
     finally:
         process.stop()
+
+
+def _policy(namespace: str, text: str) -> str:
+    metadata = {"name": "pullguard-policy", "namespace": namespace}
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"policy.yaml": text}})
 
 
 def _secret(bundle: TLSBundle, namespace: str) -> dict[str, Any]:

@@ -154,9 +154,16 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
 
 def test_webhook_configurations(rendered: list[dict[str, Any]]) -> None:
     kinds = by_kind(rendered)
+    (validating,) = kinds["ValidatingWebhookConfiguration"]
+    (_, policy_webhook) = validating["webhooks"]
+    assert policy_webhook["name"] == "policy.pullguard.io"
+    assert policy_webhook["rules"][0]["resources"] == ["configmaps"]
+    assert policy_webhook["matchConditions"][0]["expression"] == "object.metadata.name == 'pullguard-policy'"
+    assert policy_webhook["namespaceSelector"]["matchExpressions"][0]["values"] == [NAMESPACE]
+    assert policy_webhook["failurePolicy"] == "Ignore" and "caBundle" not in policy_webhook["clientConfig"]
     for kind, endpoint in (("ValidatingWebhookConfiguration", "validate"), ("MutatingWebhookConfiguration", "mutate")):
         (configuration,) = kinds[kind]
-        (webhook,) = configuration["webhooks"]
+        webhook = configuration["webhooks"][0]
         assert webhook["clientConfig"]["service"] == {
             "name": "pullguard",
             "namespace": NAMESPACE,

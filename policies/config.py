@@ -40,6 +40,7 @@ mirrors: []
 registry:
   timeoutSeconds: 3
   cache: {positiveSeconds: 300, negativeSeconds: 30}
+audit: {enabled: false, intervalSeconds: 3600, lookupsPerSecond: 2}
 namespaces: {}
 """
 
@@ -134,6 +135,14 @@ class RegistryConfig(_Strict):
     allow_link_local: StrictBool = False  # link-local/metadata addresses are refused: no SSRF through the webhook
 
 
+class AuditConfig(_Strict):
+    """The background audit in `serve` (needs a cluster view): re-check what runs, publish PolicyReports."""
+
+    enabled: StrictBool = False
+    interval_seconds: Annotated[StrictFloat, Field(ge=60)] = 3600
+    lookups_per_second: Annotated[StrictFloat, Field(gt=0, le=100)] = 2  # registry lookups (cache misses) at most
+
+
 class Policy(_Strict):
     mode: ModeSetting = Mode.WARN
     failure_policy: Literal["open", "closed"] = "open"
@@ -141,6 +150,7 @@ class Policy(_Strict):
     checks: Checks = Checks()
     mirrors: tuple[Mirror, ...] = ()
     registry: RegistryConfig = RegistryConfig()
+    audit: AuditConfig = AuditConfig()
     namespaces: dict[str, NamespaceOverride] = Field(default_factory=dict)
 
     def mode_for(self, check: str, namespace: str) -> Mode:

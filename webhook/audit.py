@@ -122,7 +122,9 @@ class Auditor:
     ) -> None:
         self._api = api_client
         self._custom = client.CustomObjectsApi(api_client)
-        self._gatherer = _ThrottledGatherer(gatherer, TokenBucket(rate))
+        self._bucket = TokenBucket(rate)
+        self._gatherer = _ThrottledGatherer(gatherer, self._bucket)
+        self.follow_policy = False  # serve sets it: the policy's `audit` section then rules (see _follow_policy)
         self._holder = policy_holder
         self.interval = interval
         identity = identity or f"{socket.gethostname()}-{os.getpid()}"
@@ -160,13 +162,26 @@ class Auditor:
     async def _loop(self) -> None:
         while True:
             try:
-                if self._lease is None or await asyncio.to_thread(self._lease.acquire):
+                if self._follow_policy() and (self._lease is None or await asyncio.to_thread(self._lease.acquire)):
                     await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("audit round failed")
             await asyncio.sleep(self._next_wait())
+
+    async def run(self) -> None:
+        """The audit loop in the caller's task (serve's background jobs, which cancel it at shutdown)."""
+        await self._loop()
+
+    def _follow_policy(self) -> bool:
+        """With `follow_policy`, the policy's `audit` section turns rounds on and off and sets their pace live."""
+        if not self.follow_policy:
+            return True
+        audit = self._holder.policy.audit
+        self.interval, self._bucket.rate = audit.interval_seconds, audit.lookups_per_second
+        self._bucket.capacity = max(1.0, audit.lookups_per_second)
+        return audit.enabled
 
     def _next_wait(self) -> float:
         if self._lease is None:

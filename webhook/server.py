@@ -15,6 +15,7 @@ import uvicorn
 from policies.config import Policy
 from webhook import certs
 from webhook.app import Service, create_app
+from webhook.audit import Auditor
 from webhook.cert_management import CertSettings, ManagedCertificates
 from webhook.cluster_wiring import POLICY_KEY, connect, in_cluster, open_api
 from webhook.facts import FactGatherer
@@ -64,12 +65,21 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
     shutdown: list[Callable[[], Coroutine[Any, Any, None]]] = [registry.close] if registry is not None else []
     readiness: list[Callable[[], list[str]]] = []
     view = None
+    gatherer = FactGatherer(registry)
     if options.kubeconfig is not None or in_cluster():
         kubeconfig = str(options.kubeconfig) if options.kubeconfig else None
         # open_api raises ClusterAccessError for an unusable kubeconfig (exit 2); what the API server says later
         # (refused, forbidden) is a readiness problem the caches name, never an exit of a serving webhook.
-        connection = connect(kubeconfig, holder, options.namespace, options.policy_configmap, api=open_api(kubeconfig))
+        api = open_api(kubeconfig)
+        connection = connect(kubeconfig, holder, options.namespace, options.policy_configmap, api=api)
         view = connection.view
+        gatherer = FactGatherer(registry, view)
+        # The policy's `audit` section turns it on and sets its pace, live; off by default. One replica audits.
+        audit = holder.policy.audit
+        auditor = Auditor(api, gatherer, holder, audit.interval_seconds, audit.lookups_per_second,
+                          registry=metrics.registry, lease_namespace=options.namespace)  # fmt: skip
+        auditor.follow_policy = True
+        background.append(auditor.run)
         readiness.append(connection.problems)  # /readyz waits for the first LIST of every cache
 
         async def disconnect() -> None:
@@ -81,7 +91,7 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
         policy_configmap=(namespace, options.policy_configmap, POLICY_KEY) if namespace else None,
         holder=holder,
         metrics=metrics,
-        gatherer=FactGatherer(registry, view),
+        gatherer=gatherer,
         readiness=readiness,
         background=background,
         shutdown=shutdown,

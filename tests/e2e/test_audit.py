@@ -21,12 +21,13 @@ from typing import Any
 import httpx
 import pytest
 from cluster import Cluster
-from cluster_scenarios import NodeSpec, map_host, nodes, pull_secret
+from cluster_scenarios import NodeSpec, map_host, nodes, policy_configmap, pull_secret
 from prometheus_client import CollectorRegistry
 from support import fixtures
 from support.images import LINUX_AMD64
 from support.pushers import push_multiarch_index, push_single_arch
 from support.registry import RegistryServer, start_basic_registry, start_plain_registry
+from webhook_harness import start_server
 
 from policies.config import Policy, parse_policy
 from policies.model import ImageFacts
@@ -349,3 +350,27 @@ def test_one_replica_audits(setup: Setup) -> None:
 
     rounds_a, rounds_b = asyncio.run(two_auditors())
     assert rounds_a >= 1 and rounds_b == 0, (rounds_a, rounds_b)
+
+
+def test_serve_audits_when_its_policy_turns_the_audit_on(setup: Setup, tmp_path: Path) -> None:
+    """`serve` with a cluster runs the audit in its own event loop, switched on by the live policy's `audit`."""
+    cluster, plain = setup.cluster, setup.plain
+    cluster.apply(deployment("served", plain.reference("app", "7.7")))  # a tag that was never pushed
+    policy = (
+        f"mode: warn\nregistry: {{hostsDir: {json.dumps(str(setup.hosts_dir))}, timeoutSeconds: 5}}\n"
+        "audit: {enabled: true, intervalSeconds: 60, lookupsPerSecond: 20}\n"
+    )
+    cluster.apply(policy_configmap("pullguard", policy, "pullguard-audit-policy"))
+    args = ["--kubeconfig", str(cluster.kubeconfig), "--namespace", "pullguard"]
+    server = start_server(tmp_path, offline=False, extra_args=[*args, "--policy-configmap", "pullguard-audit-policy"])
+    try:
+        eventually(
+            lambda: ("served", "imageExists", "warn") in problems(cluster),
+            "the serve-run audit to report the missing tag",
+            timeout=60,
+        )
+        with server.client() as client:
+            assert "pullguard_audit_last_run_timestamp_seconds" in client.get("/metrics").text
+    finally:
+        server.stop()
+        cluster.kubectl("delete", "deployment", "served", "-n", NS, check=False)

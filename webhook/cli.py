@@ -102,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-connections", type=int, default=1000, help="open connections; beyond them: HTTP 503")
     serve.add_argument(
+        "--metrics-port", type=int, default=0, help="also serve /metrics over plain HTTP on this port (0: off)"
+    )
+    serve.add_argument("--metrics-host", default="0.0.0.0", help="address of --metrics-port")  # noqa: S104
+    serve.add_argument(
         "--shutdown-delay",
         type=float,
         default=0.0,
@@ -224,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             request_timeout=args.request_timeout,
             max_connections=args.max_connections,
             shutdown_delay=args.shutdown_delay,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
             certificates=CertSettings(
                 args.namespace, args.tls_secret, args.service, args.webhook_configuration, args.cert_check_seconds
             )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from policies.config import Policy
 from webhook import certs
@@ -47,6 +48,8 @@ class ServeOptions:
     max_connections: int = 1000  # beyond: 503 (uvicorn's limit_concurrency)
     shutdown_delay: float = 0.0  # on SIGTERM: not ready but answering this long, then stop accepting
     graceful_seconds: float = 20.0  # then at most this long for in-flight reviews
+    metrics_port: int = 0  # > 0: /metrics also over plain HTTP on this port (Prometheus without the webhook CA)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port is scraped from other pods
 
 
 def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None = None) -> Service:
@@ -130,6 +133,8 @@ def serve(options: ServeOptions) -> None:
         fields = {"caBundle": str(paths.ca_cert), "cert": str(paths.cert), "generated": generated}
         log.info("serving certificate ready", extra={"fields": fields})
     tls = ReloadingTLS(paths.cert, paths.key, metrics)
+    if options.metrics_port:
+        start_http_server(options.metrics_port, addr=options.metrics_host, registry=metrics.registry)
     service = build_service(options, metrics, policy)
     if managed is not None:
         service.readiness.append(managed.problems)

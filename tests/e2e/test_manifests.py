@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,14 +39,13 @@ def rendered(cluster: Cluster) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def pullguard_namespace(cluster: Cluster) -> Iterator[str]:
-    """Namespaced objects cannot be dry-run into a namespace that does not exist yet."""
-    exists = cluster.kubectl("get", "namespace", NAMESPACE, check=False, timeout=TIMEOUT).returncode == 0
-    if not exists:
+def pullguard_namespace(cluster: Cluster) -> str:
+    """Namespaced objects cannot be dry-run into a namespace that does not exist yet. It is left in place: this
+    control plane has no namespace controller, so a deleted namespace would stay Terminating and refuse every
+    later test's objects (the cluster is thrown away with the session)."""
+    if cluster.kubectl("get", "namespace", NAMESPACE, check=False, timeout=TIMEOUT).returncode != 0:
         cluster.create_namespace(NAMESPACE)
-    yield NAMESPACE
-    if not exists:
-        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False, timeout=TIMEOUT)
+    return NAMESPACE
 
 
 def test_base_renders_every_object(rendered: list[dict[str, Any]]) -> None:
@@ -130,6 +128,8 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
         "--manage-certs",
         "--shutdown-delay",
         "5",
+        "--metrics-port",
+        "9090",
     ]
     assert pod["terminationGracePeriodSeconds"] >= 5 + 20  # the delay, then in-flight reviews
     security = container["securityContext"]
@@ -149,7 +149,10 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     (service,) = kinds["Service"]
     assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"},
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"},
+    ]
 
 
 def test_webhook_configurations(rendered: list[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from cryptography import x509
 from reviews import manifest, manifests, review
-from server import PullguardServer
+from server import PullguardServer, free_port, start_pullguard
 
 NGINX_WARNING = 'pullguard: container "web" image "nginx" has no tag (resolves to latest): pin a version tag or digest'
 
@@ -265,3 +265,13 @@ def test_every_captured_review_is_answered(pullguard: PullguardServer, path: Pat
     assert answer["response"]["allowed"] is True  # the captured objects have valid references
     for warning in answer["response"].get("warnings", []):
         assert warning.startswith("pullguard: ") and len(warning) <= 256 and "\n" not in warning
+
+
+def test_metrics_on_a_plain_http_port(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    server = start_pullguard(tmp_path, extra_args=["--metrics-port", str(port), "--metrics-host", "127.0.0.1"])
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "pullguard_build_info{" in text and "pullguard_ready 1.0" in text.splitlines()
+    finally:
+        server.stop()

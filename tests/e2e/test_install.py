@@ -24,6 +24,7 @@ from cluster import REPO_ROOT, Cluster, free_port
 from cluster_scenarios import eventually
 from cryptography import x509
 from in_cluster import InClusterProcess, start_in_cluster
+from prometheus_client.parser import text_string_to_metric_families
 
 from webhook.kube.certificates import TLSBundle, service_hosts
 
@@ -194,6 +195,16 @@ def test_one_apply_then_warnings_reapply_and_rotation(
         created = cluster.kubectl("apply", "-f", "-", input=untagged_pod(apps), timeout=60)
         assert 'Warning: pullguard: container "web" image "nginx" has no tag' in created.stderr, created
 
+        # matchConditions: an UPDATE that changes no pod template never reaches pullguard; an image change does
+        deployment = _deployment(apps, "nginx:1.27")
+        cluster.kubectl("apply", "-f", "-", input=deployment, timeout=60)
+        before = _deployment_reviews(process)
+        cluster.kubectl("label", "deployment", "web", "-n", apps, "team=shop", timeout=60)
+        cluster.kubectl("annotate", "deployment", "web", "-n", apps, "note=relabelled", timeout=60)
+        assert _deployment_reviews(process) == before
+        cluster.kubectl("apply", "-f", "-", input=_deployment(apps, "nginx:1.28"), timeout=60)
+        assert _deployment_reviews(process) == before + 2  # validating and mutating
+
         # the policy ConfigMap is checked at apply time: a typo is refused with its key path
         typo = cluster.kubectl("apply", "-f", "-", input=_policy(install.namespace, "mode: enforcee\n"), check=False)
         assert typo.returncode != 0, typo
@@ -230,6 +241,27 @@ def test_one_apply_then_warnings_reapply_and_rotation(
         assert "has no tag" in created.stderr, created
     finally:
         process.stop()
+
+
+def _deployment(namespace: str, image: str) -> str:
+    labels = {"app": "web"}
+    template = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": image}]}}
+    spec = {"replicas": 1, "selector": {"matchLabels": labels}, "template": template}
+    metadata = {"name": "web", "namespace": namespace}
+    return json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec})
+
+
+def _deployment_reviews(process: InClusterProcess) -> float:
+    """Every review pullguard answered, from its own metrics (skipped ones included: their `kind` label is empty);
+    the apps namespace holds nothing but the Deployment."""
+    with process.client() as client:
+        families = text_string_to_metric_families(client.get("/metrics").text)
+        return sum(
+            sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name == "pullguard_admission_requests_total"
+        )
 
 
 def _policy(namespace: str, text: str) -> str:

@@ -113,6 +113,10 @@ class Mirror(_Strict):
     prefix: str | None = None
     mirror: Annotated[str, Field(min_length=1)]
     verify: StrictBool = True  # rewrite only when the mirror is known to serve the image
+    namespaces: tuple[str, ...] | None = None  # only objects in these namespaces (None: every namespace)
+    # A source image that the pod's own credentials cannot pull (the source answers unauthorized/denied) is
+    # kept (deny) or still rewritten (allow): a pull-through mirror serves whatever its own credentials reach.
+    private_images: Literal["deny", "allow"] = "deny"
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Mirror:
@@ -120,7 +124,15 @@ class Mirror(_Strict):
             raise ValueError("give exactly one of 'registry' or 'prefix'")
         if self.mirror.startswith(("http://", "https://")) or self.mirror.endswith("/"):
             raise ValueError("'mirror' is host[:port][/path], without scheme or trailing slash")
+        source = self.registry if self.registry is not None else self.prefix
+        if not source or source.startswith(("http://", "https://")) or source.endswith("/"):
+            raise ValueError("'registry' is host[:port] and 'prefix' host[:port]/path, without scheme or slash")
+        if self.registry is not None and "/" in self.registry:
+            raise ValueError("'registry' is a host[:port]; use 'prefix' for host/path")
         return self
+
+    def applies_in(self, namespace: str) -> bool:
+        return self.namespaces is None or namespace in self.namespaces
 
 
 class CacheConfig(_Strict):

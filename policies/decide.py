@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from policies.checks import ALL_CHECKS, CheckFunction
 from policies.config import Policy
-from policies.mirrors import rewrites
+from policies.mirrors import MutateDecision, ObjectMeta, patch_for, plan, skip_findings
 from policies.model import Decision, Facts, JudgedFinding, Mode, Workload
 
 
@@ -36,8 +36,12 @@ def decide(
     return Decision(allowed=not any(j.denies for j in judged), findings=tuple(judged))
 
 
-def mutate(workload: Workload, facts: Facts, policy: Policy) -> Decision:
-    """The mutating side only rewrites; the validating side reports, so users see each finding once."""
-    if policy.excludes(workload.namespace):
-        return Decision(allowed=True)
-    return Decision(allowed=True, patch=rewrites(workload, facts, policy))
+def mutate(workload: Workload, facts: Facts, policy: Policy, meta: ObjectMeta | None = None) -> MutateDecision:
+    """The mutating side only rewrites (and says which images it kept, and why); the validating side reports
+    the checks' findings, so users see each of those once."""
+    if policy.excludes(workload.namespace) or not policy.mirrors:
+        return MutateDecision(allowed=True)
+    outcomes = plan(workload, facts, policy, meta)
+    return MutateDecision(
+        allowed=True, findings=skip_findings(outcomes), patch=patch_for(outcomes, meta), mirror_outcomes=outcomes
+    )

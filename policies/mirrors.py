@@ -1,30 +1,170 @@
-"""Mirror rewrites: which images move to which mirror, as RFC 6902 `replace` operations.
+"""Mirror rewrites: which images move to which mirror, and why an image was kept.
 
-A rule with `verify: true` rewrites only when the facts say the mirror serves that exact image, so a rewrite
-can never turn a pullable image into an ErrImagePull. The webhook asks `candidates()` what to verify.
+A rule with `verify: true` rewrites only when the facts say the mirror serves that exact image to this pod (the
+lookup the webhook made with the pod's credentials matched to the *mirror* host, through the mirror's
+hosts.toml), so a rewrite can never turn a pullable image into an ErrImagePull. A source image the pod's own
+credentials cannot pull (the source answers unauthorized or denied) is kept unless the rule says
+`privateImages: allow`: a pull-through mirror serves whatever its own upstream credentials reach.
+
+Every rewrite is two RFC 6902 operations, `test` (the image is still what was judged) then `replace`, plus one
+`add` of the annotation `pullguard.io/original-images` (JSON: container path -> original image). An image already
+under a rule's mirror is never rewritten again (reinvocation, pods made from a rewritten template).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from policies.config import Mirror, Policy
-from policies.model import ContainerImage, Facts, PatchOperation, Workload
+from policies.model import (
+    ContainerImage,
+    Decision,
+    Facts,
+    Finding,
+    ImageFacts,
+    JudgedFinding,
+    LookupStatus,
+    Mode,
+    PatchOperation,
+    Reason,
+    Workload,
+)
 from policies.reference import InvalidReference, parse_normalized
+
+ORIGINAL_IMAGES = "pullguard.io/original-images"
+OPT_OUT = "pullguard.io/rewrite"  # "false" on the object or its pod template: never rewrite its images
+CHECK = "mirror"
+
+# Outcomes, as the `outcome` label of pullguard_mirror_rewrites_total and `reason` in the review log.
+REWRITTEN = "rewritten"
+OPTED_OUT = "optedOut"
+INVALID = "invalidName"
+MIRROR_MISSING = "mirrorMissing"
+MIRROR_DENIED = "mirrorDenied"
+MIRROR_FAILED = "mirrorFailed"
+MIRROR_UNKNOWN = "mirrorUnknown"
+MIRROR_DIFFERS = "mirrorDiffers"
+PRIVATE_SOURCE = "privateSource"
+
+_DOCKER_HUB_ALIASES = {"index.docker.io": "docker.io", "registry-1.docker.io": "docker.io"}
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorOutcome:
+    """What happened to one image a rule applies to."""
+
+    container: ContainerImage
+    mirror: str  # the rule's mirror (the metric label)
+    target: str  # the image it would be rewritten to ("" when the name would be invalid)
+    outcome: str  # REWRITTEN or the reason it was kept
+    detail: str = ""  # why it was kept, in a few words
+
+    @property
+    def rewritten(self) -> bool:
+        return self.outcome == REWRITTEN
+
+
+@dataclass(frozen=True, slots=True)
+class MutateDecision(Decision):
+    """The mutating side's decision, with each rule's outcome for the log and the metrics."""
+
+    mirror_outcomes: tuple[MirrorOutcome, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """What the mutating side reads from the object itself: its annotations and its pod template's."""
+
+    annotations: Mapping[str, Any] | None = None  # metadata.annotations (None: absent)
+    has_metadata: bool = True
+    pod_annotations: Mapping[str, Any] | None = None  # the pod's (a Pod) or the pod template's
+
+    @property
+    def opted_out(self) -> bool:
+        return any(
+            isinstance(found, Mapping) and str(found.get(OPT_OUT, "")).strip().lower() == "false"
+            for found in (self.annotations, self.pod_annotations)
+        )
+
+
+def object_meta(document: Mapping[str, Any] | None, workload: Workload) -> ObjectMeta:
+    """Read annotations from the raw object: `metadata`, and the pod template's next to the images' pod spec."""
+    if document is None:
+        return ObjectMeta()
+    metadata = document.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    pod_annotations: Mapping[str, Any] | None = annotations if isinstance(annotations, Mapping) else None
+    if workload.images:
+        pointer = workload.images[0].pointer
+        pod_path = pointer[: pointer.rfind("/spec/")]  # "" for a Pod, "/spec/template" for a Deployment
+        node: Any = document
+        for token in [t for t in pod_path.split("/") if t]:
+            node = node.get(token) if isinstance(node, Mapping) else None
+        template_meta = node.get("metadata") if isinstance(node, Mapping) else None
+        found = template_meta.get("annotations") if isinstance(template_meta, Mapping) else None
+        pod_annotations = found if isinstance(found, Mapping) else None
+    return ObjectMeta(
+        annotations=annotations if isinstance(annotations, Mapping) else None,
+        has_metadata=isinstance(metadata, Mapping),
+        pod_annotations=pod_annotations,
+    )
+
+
+def _source_of(rule: Mirror) -> tuple[str, bool]:
+    """The rule's source, normalized as image names are (index.docker.io is docker.io); True for a registry rule."""
+    if rule.registry is not None:
+        return _DOCKER_HUB_ALIASES.get(rule.registry, rule.registry), True
+    prefix = rule.prefix or ""
+    host, _, rest = prefix.partition("/")
+    host = _DOCKER_HUB_ALIASES.get(host, host)
+    return (host + "/" + rest) if rest else host, False
 
 
 def _matches(rule: Mirror, name: str, domain: str) -> str | None:
-    """The part of `name` the mirror replaces, or None when the rule does not apply."""
-    if rule.registry is not None:
-        return domain if domain == rule.registry else None
-    prefix = rule.prefix or ""
-    return prefix if name == prefix or name.startswith(prefix + "/") else None
+    """The part of `name` the mirror replaces, or None when the rule does not apply.
+
+    A registry rule compares whole hosts (with the port); a prefix matches whole path components only, so
+    `k8s.gcr.io` never matches `k8s.gcr.io.evil.com/...` and `k8s.gcr.io/pause` never `k8s.gcr.io/pause-x`.
+    """
+    source, is_registry = _source_of(rule)
+    if is_registry:
+        return domain if domain == source else None
+    return source if name == source or name.startswith(source + "/") else None
+
+
+def _under(name: str, mirror: str) -> bool:
+    return name == mirror or name.startswith(mirror + "/")
+
+
+def already_mirrored(image: ContainerImage, policy: Policy) -> bool:
+    """The image already names a configured mirror: rewriting it again would stack prefixes."""
+    reference = image.reference
+    return reference is not None and any(_under(reference.name, rule.mirror) for rule in policy.mirrors)
 
 
 def mirrored(image: ContainerImage, policy: Policy) -> tuple[Mirror, str] | None:
-    """The first rule that applies and the image string it rewrites to (None: no rule, or no valid result)."""
+    """The first rule that applies (in the image's namespace) and the image string it rewrites to.
+
+    None: no rule applies, the image already names a mirror, or the rewritten name would be invalid (see
+    `plan`, which reports that case). The tag and digest are kept exactly as written: an implicit tag stays
+    implicit, a tag beside a digest stays.
+    """
+    hit = _rule_for(image, policy)
+    if hit is None or not hit[1]:
+        return None
+    return hit
+
+
+def _rule_for(image: ContainerImage, policy: Policy) -> tuple[Mirror, str] | None:
     reference = image.reference
-    if reference is None:
+    if reference is None or already_mirrored(image, policy):
         return None
     for rule in policy.mirrors:
+        if not rule.applies_in(image.pod.namespace):
+            continue
         replaced = _matches(rule, reference.name, reference.domain)
         if replaced is None:
             continue
@@ -36,7 +176,7 @@ def mirrored(image: ContainerImage, policy: Policy) -> tuple[Mirror, str] | None
         try:
             parse_normalized(rewritten)
         except InvalidReference:
-            return None  # e.g. the mirror's path makes the name too long: leave the image alone
+            return rule, ""  # e.g. the mirror's path makes the name too long: keep the image, say why
         return rule, rewritten
     return None
 
@@ -47,14 +187,151 @@ def candidates(workload: Workload, policy: Policy) -> list[str]:
     return sorted({target for hit in found if hit is not None and hit[0].verify for target in [hit[1]]})
 
 
-def rewrites(workload: Workload, facts: Facts, policy: Policy) -> tuple[PatchOperation, ...]:
-    operations = []
+def private_checks(workload: Workload, policy: Policy) -> list[ContainerImage]:
+    """Source images whose rule keeps private images: the webhook asks the source with the pod's credentials."""
+    return [
+        image
+        for image in workload.images
+        if (hit := mirrored(image, policy)) is not None and hit[0].private_images == "deny"
+    ]
+
+
+def _mirror_verdict(rule: Mirror, target: str, facts: Facts) -> tuple[str, str] | None:
+    """(outcome, detail) when the mirror lookup says no; None when the mirror serves the image to this pod."""
+    if not rule.verify:
+        return None
+    served = facts.mirror_serves.get(target)
+    looked: ImageFacts | None = facts.images.get(target)
+    host = target.split("/", 1)[0]
+    if served is True:
+        return None
+    if looked is None:
+        return MIRROR_UNKNOWN, f"mirror {host} was not asked (offline)"
+    status = looked.status
+    if status is LookupStatus.NOT_FOUND:
+        return MIRROR_MISSING, f"mirror {host} has no such manifest"
+    if status in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
+        if looked.credentials_sent:
+            return MIRROR_DENIED, f"mirror {host} refused the pod's pull secret for it ({status})"
+        return MIRROR_DENIED, f"mirror {host} needs credentials the pod has no pull secret for ({status})"
+    if served is False:
+        detail = f": {looked.detail}" if looked.detail else ""
+        return MIRROR_FAILED, f"mirror {host} would fail the pull ({status}{detail})"
+    detail = f": {looked.detail}" if looked.detail else ""
+    return MIRROR_UNKNOWN, f"could not verify mirror {host} ({status}{detail})"
+
+
+def _source_verdict(image: ContainerImage, rule: Mirror, target: str, facts: Facts) -> tuple[str, str] | None:
+    source = facts.image(image)
+    if source is None:
+        return None
+    if rule.private_images == "deny" and source.status in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
+        whose = "refused the pod's pull secret" if source.credentials_sent else "needs credentials the pod lacks"
+        return PRIVATE_SOURCE, f"the source {source.registry} {whose} ({source.status}): the mirror would expose it"
+    looked = facts.images.get(target)
+    pinned = image.reference is not None and image.reference.digest is not None
+    if (
+        rule.verify
+        and not pinned
+        and looked is not None
+        and looked.status is LookupStatus.EXISTS
+        and source.status is LookupStatus.EXISTS
+        and looked.digest
+        and source.digest
+        and looked.digest != source.digest
+    ):
+        host = target.split("/", 1)[0]
+        return MIRROR_DIFFERS, f"mirror {host} has another image for this tag ({looked.digest[:19]})"
+    return None
+
+
+def plan(workload: Workload, facts: Facts, policy: Policy, meta: ObjectMeta | None = None) -> tuple[MirrorOutcome, ...]:
+    """Each image a rule applies to, rewritten or kept with the reason."""
+    opted_out = meta is not None and meta.opted_out
+    outcomes: list[MirrorOutcome] = []
     for image in workload.images:
-        hit = mirrored(image, policy)
+        hit = _rule_for(image, policy)
         if hit is None:
             continue
         rule, target = hit
-        if rule.verify and facts.mirror_serves.get(target) is not True:
-            continue
-        operations.append(PatchOperation(op="replace", path=image.pointer, value=target))
+        verdict: tuple[str, str] | None
+        if opted_out:
+            verdict = OPTED_OUT, f'annotation {OPT_OUT}: "false"'
+        elif not target:
+            verdict = INVALID, f"its name would not be a valid reference on mirror {rule.mirror}"
+        else:
+            verdict = _mirror_verdict(rule, target, facts) or _source_verdict(image, rule, target, facts)
+        if verdict is None:
+            outcomes.append(MirrorOutcome(image, rule.mirror, target, REWRITTEN))
+        else:
+            outcomes.append(MirrorOutcome(image, rule.mirror, target, verdict[0], verdict[1]))
+    return tuple(outcomes)
+
+
+def rewrites(
+    workload: Workload, facts: Facts, policy: Policy, meta: ObjectMeta | None = None
+) -> tuple[PatchOperation, ...]:
+    return patch_for(plan(workload, facts, policy, meta), meta)
+
+
+def patch_for(outcomes: tuple[MirrorOutcome, ...], meta: ObjectMeta | None) -> tuple[PatchOperation, ...]:
+    """`test` then `replace` for each rewrite, then the annotation with every original (merged with one already
+    there, so a reinvocation or an update keeps what the first rewrite recorded)."""
+    done = [o for o in outcomes if o.rewritten]
+    if not done:
+        return ()
+    operations: list[PatchOperation] = []
+    for o in done:
+        operations.append(PatchOperation(op="test", path=o.container.pointer, value=o.container.image))
+        operations.append(PatchOperation(op="replace", path=o.container.pointer, value=o.target))
+    meta = meta or ObjectMeta()
+    originals = _recorded(meta.annotations)
+    for o in outcomes:
+        if o.rewritten:
+            originals[o.container.display_path] = o.container.image
+        else:
+            originals.pop(o.container.display_path, None)  # the image there is now the one written
+    text = json.dumps(originals, sort_keys=True, separators=(",", ":"))
+    key = ORIGINAL_IMAGES.replace("~", "~0").replace("/", "~1")
+    if meta.annotations is not None:
+        operations.append(PatchOperation(op="add", path=f"/metadata/annotations/{key}", value=text))
+    elif meta.has_metadata:
+        operations.append(PatchOperation(op="add", path="/metadata/annotations", value={ORIGINAL_IMAGES: text}))
+    else:
+        operations.append(PatchOperation(op="add", path="/metadata", value={"annotations": {ORIGINAL_IMAGES: text}}))
     return tuple(operations)
+
+
+def _recorded(annotations: Mapping[str, Any] | None) -> dict[str, str]:
+    text = annotations.get(ORIGINAL_IMAGES) if annotations is not None else None
+    if not isinstance(text, str) or len(text) > 65536:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def skip_findings(outcomes: tuple[MirrorOutcome, ...]) -> tuple[JudgedFinding, ...]:
+    """One warning per image kept (an opt-out is deliberate: logged and counted, not warned about)."""
+    judged: list[JudgedFinding] = []
+    for o in outcomes:
+        if o.rewritten or o.outcome == OPTED_OUT:
+            continue
+        reference = o.container.reference
+        shown = str(reference) if reference is not None else o.container.image
+        reason = Reason.UNVERIFIED if o.outcome == MIRROR_UNKNOWN else Reason.ERR_IMAGE_PULL
+        finding = Finding(
+            check=CHECK,
+            container=o.container,
+            reason=reason,
+            message=f"kept {shown}: {o.detail}",
+            hint="it is pulled from its source",
+            unknown=o.outcome == MIRROR_UNKNOWN,
+            advisory=True,
+        )
+        judged.append(JudgedFinding(finding, Mode.WARN, denies=False))
+    return tuple(judged)

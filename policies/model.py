@@ -274,7 +274,7 @@ class JudgedFinding:
 class PatchOperation:
     op: str
     path: str
-    value: str
+    value: str | Mapping[str, Any]  # an image string, an annotation's text, or a new annotations map
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
+from policies.mirrors import MutateDecision
 from policies.render import finding_line
 from webhook.admission import ProtocolError
 from webhook.facts import FactGatherer
@@ -155,6 +156,9 @@ def _record(metrics: Metrics, endpoint: Endpoint, outcome: Outcome, elapsed: flo
     findings = outcome.decision.findings if outcome.decision is not None else ()
     for judged in findings:
         metrics.count_finding(judged.finding.check, judged.finding.reason, judged.mode)
+    mirrored = outcome.decision.mirror_outcomes if isinstance(outcome.decision, MutateDecision) else ()
+    for result in mirrored:
+        metrics.count_mirror(result.mirror, result.outcome)
     if outcome.workload is None or not log.isEnabledFor(logging.INFO):
         return  # skipped kinds and operations are counted, not logged: they are most of the traffic
     # One bounded line: input values clipped, at most MAX_LOGGED_FINDINGS findings listed and the rest counted.
@@ -181,11 +185,23 @@ def _record(metrics: Metrics, endpoint: Endpoint, outcome: Outcome, elapsed: flo
     }
     if len(findings) > MAX_LOGGED_FINDINGS:
         fields["findingsNotLogged"] = len(findings) - MAX_LOGGED_FINDINGS
-    if outcome.decision is not None and outcome.decision.patch:
-        written = {image.pointer: image.image for image in outcome.workload.images}
+    rewritten = [r for r in mirrored if r.rewritten]
+    if rewritten:
         fields["patched"] = [
-            {"path": op.path, "from": clip(written.get(op.path, "")), "to": clip(op.value)}
-            for op in outcome.decision.patch[:MAX_LOGGED_FINDINGS]
+            {"path": r.container.pointer, "from": clip(r.container.image), "to": clip(r.target)}
+            for r in rewritten[:MAX_LOGGED_FINDINGS]
+        ]
+    kept = [r for r in mirrored if not r.rewritten]
+    if kept:  # each image a mirror rule applies to but that was kept, with the reason
+        fields["mirrorKept"] = [
+            {
+                "path": r.container.pointer,
+                "image": clip(r.container.image),
+                "mirror": clip(r.mirror),
+                "reason": r.outcome,
+                "detail": clip(r.detail),
+            }
+            for r in kept[:MAX_LOGGED_FINDINGS]
         ]
     fields["durationMs"] = round(elapsed * 1000, 3)
     review_line(fields)

@@ -13,12 +13,13 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from policies.config import DEFAULT_POLICY, Policy, PolicyError
-from policies.decide import decide
-from policies.model import Decision, Workload
+from policies.decide import decide, mutate
+from policies.mirrors import MirrorOutcome, object_meta
+from policies.model import ContainerImage, Decision, JudgedFinding, Workload
 from webhook.check_budget import BudgetedGatherer
 from webhook.check_inventory import Inventory, take_stock
 from webhook.check_progress import Progress
@@ -27,7 +28,7 @@ from webhook.check_sarif import render_sarif
 from webhook.check_secrets import unverifiable
 from webhook.cluster_wiring import ClusterAccessError, ClusterConnection, check_access, connect, open_api, wait_synced
 from webhook.kube.view import ClusterView, StaticClusterView
-from webhook.manifests import Manifests, read
+from webhook.manifests import Document, Manifests, read
 from webhook.policy_file import read_policy_file
 from webhook.registry.client import RegistryClient
 
@@ -46,6 +47,7 @@ class CheckOptions:
     namespace: str = "default"
     progress: str = "auto"  # auto | bar | lines | off
     progress_interval: float | None = None  # seconds between lines (a bar: between redraws)
+    mutate: bool = False  # rewrite to mirrors first (the mutating webhook), then judge the rewritten objects
 
 
 def run_check(
@@ -138,16 +140,29 @@ async def _judge_all(
         registry, view, deadline=loop.time() + budget, budget=options.timeout, progress=progress
     )
 
-    async def judge(workload: Workload) -> tuple[Decision, tuple[str, ...]]:
+    async def judge(document: Document, workload: Workload) -> tuple[Decision, tuple[str, ...]]:
+        kept: tuple[JudgedFinding, ...] = ()
+        if options.mutate:  # as the API server runs them: mutating webhooks, then validating ones
+            mutated = mutate(workload, await gatherer.gather(workload, policy, images=False), policy,
+                             object_meta(document.body, workload))  # fmt: skip
+            outcomes[id(document)] = mutated.mirror_outcomes
+            workload, kept = rewritten(workload, mutated.mirror_outcomes), mutated.findings
         facts = await gatherer.gather(workload, policy)
         unseen = unverifiable(workload.images[0].pod, facts.cluster) if workload.images else ()
         if progress is not None:
             progress.workload_done()
-        return decide(workload, facts, policy), unseen
+        decision = decide(workload, facts, policy)
+        if kept:
+            decision = Decision(allowed=decision.allowed, findings=kept + decision.findings, patch=decision.patch)
+        return decision, unseen
 
+    outcomes: dict[int, tuple[MirrorOutcome, ...]] = {}
     reporter = asyncio.ensure_future(progress.run()) if progress is not None else None
     try:
-        return await asyncio.gather(*(judge(workload) for _, workload in stock.workloads))
+        judged = await asyncio.gather(*(judge(document, workload) for document, workload in stock.workloads))
+        for document, _ in stock.workloads:  # in input order, whatever order the lookups ended in
+            _print_rewrites(document, outcomes.get(id(document), ()))
+        return judged
     finally:
         if reporter is not None:
             reporter.cancel()
@@ -155,6 +170,39 @@ async def _judge_all(
                 await reporter
         if registry is not None:
             await registry.close()
+
+
+def rewritten(workload: Workload, outcomes: tuple[MirrorOutcome, ...]) -> Workload:
+    """The workload as the mutating webhook's patch leaves it: each rewritten image replaced in place."""
+    targets = {o.container.pointer: o.target for o in outcomes if o.rewritten}
+    if not targets:
+        return workload
+    images = tuple(
+        ContainerImage.create(
+            kind=i.kind,
+            name=i.name,
+            image=targets[i.pointer],
+            pointer=i.pointer,
+            display_path=i.display_path,
+            pod=i.pod,
+            pull_policy=i.pull_policy,
+        )
+        if i.pointer in targets
+        else i
+        for i in workload.images
+    )
+    return replace(workload, images=images)
+
+
+def _print_rewrites(document: Document, outcomes: tuple[MirrorOutcome, ...]) -> None:
+    """One stderr line per image a mirror rule applies to: what it becomes, or why it is kept."""
+    for o in outcomes:
+        line, _ = document.position(o.container.pointer)
+        where = f"{document.source}:{line}: {o.container.display_path}"
+        if o.rewritten:
+            print(f"pullguard check: {where}: rewrite {o.container.image} -> {o.target}", file=sys.stderr)
+        else:
+            print(f"pullguard check: {where}: kept {o.container.image} ({o.outcome}): {o.detail}", file=sys.stderr)
 
 
 def _progress(options: CheckOptions, workloads: int) -> Progress | None:

@@ -171,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
         "--namespace", default="default", help="namespace of objects that name none (as kubectl apply -n)"
     )
     check.add_argument(
+        "--mutate",
+        action="store_true",
+        help="first rewrite images to the policy's mirrors as the mutating webhook would (each rewrite and each "
+        "image kept, with the reason, on stderr), then judge the rewritten objects",
+    )
+    check.add_argument(
         "--progress",
         choices=("auto", "bar", "lines", "off"),
         default="auto",
@@ -275,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             namespace=args.namespace,
             progress=args.progress,
             progress_interval=None if tty else args.progress_interval,
+            mutate=args.mutate,
         ),
     )
 

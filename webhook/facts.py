@@ -15,6 +15,7 @@ from dataclasses import replace
 from policies import mirrors
 from policies.config import Policy
 from policies.credentials import pod_credentials
+from policies.keyring import repo_to_pull
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Mode, Workload
 from policies.pull_secret_parse import Credential as PullCredential
 from webhook.kube.view import ClusterView
@@ -70,7 +71,7 @@ class FactGatherer:
             return Facts(cluster=cluster)
         wanted = any(policy.mode_for(check, workload.namespace) is not Mode.OFF for check in REGISTRY_CHECKS)
         needed = _image_lookups(workload, cluster) if wanted and images else {}
-        needed |= {("mirror", target): () for target in mirrors.candidates(workload, policy)}
+        needed |= _mirror_lookups(workload, cluster, policy, images=images)
         results: dict[Lookup, ImageFacts] = {}
         missing: dict[Lookup, tuple[Credential, ...]] = {}
         for key, credentials in needed.items():
@@ -83,7 +84,8 @@ class FactGatherer:
             results |= await self._fetch(self.registry, missing, policy)
         return Facts(
             cluster=cluster,
-            images={ref: facts for (kind, ref), facts in results.items() if kind == "image"},
+            # The mirror targets' facts too (keyed by the rewritten image): why a rewrite was kept.
+            images={ref: facts for (kind, ref), facts in results.items() if kind == "image" or not images},
             mirror_serves={
                 ref: (True if f.status is LookupStatus.EXISTS else False if f.status.definite else None)
                 for (kind, ref), f in results.items()
@@ -136,6 +138,29 @@ def _image_lookups(workload: Workload, cluster: ClusterFacts) -> dict[Lookup, tu
             continue  # an image never pulled is never looked up: its registry does not matter
         found = credentials.for_image(image) if credentials is not None else []
         lookups[("image", reference)] = _registry_credentials(found)
+    return lookups
+
+
+def _mirror_lookups(
+    workload: Workload, cluster: ClusterFacts, policy: Policy, *, images: bool
+) -> dict[Lookup, tuple[Credential, ...]]:
+    """Each mirror target with the credentials the kubelet would send for the *rewritten* reference (the pod's
+    secrets matched to the mirror's host by the keyring rules); on the mutating side also each source image
+    whose rule keeps private images, with the pod's credentials for the source."""
+    if not policy.mirrors or not workload.images:
+        return {}
+    credentials = pod_credentials(workload.images[0].pod, cluster) if cluster.known else None
+
+    def matched(reference: str) -> tuple[Credential, ...]:
+        return _registry_credentials(credentials.keyring.lookup(repo_to_pull(reference)) if credentials else [])
+
+    lookups: dict[Lookup, tuple[Credential, ...]] = {
+        ("mirror", target): matched(target) for target in mirrors.candidates(workload, policy)
+    }
+    if not images:
+        for image in mirrors.private_checks(workload, policy):
+            if image.pull_reference is not None:
+                lookups[("image", image.pull_reference)] = matched(image.image)
     return lookups
 
 

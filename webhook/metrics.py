@@ -102,6 +102,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.mirror_rewrites = Counter(
+            "pullguard_mirror_rewrites",
+            "Images a mirror rule applies to, by mirror and outcome (rewritten, or the reason the image was kept).",
+            ("mirror", "outcome"),
+            registry=self.registry,
+        )
         # labels() looks children up under a lock on every call; reviews reuse a handful of label sets.
         self._review_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._finding_children: dict[tuple[str, str, str], Any] = {}
@@ -126,6 +132,9 @@ class Metrics:
         if child is None:
             child = self._cache_children[result] = self.registry_cache.labels(result)
         child.inc()
+
+    def count_mirror(self, mirror: str, outcome: str) -> None:
+        self.mirror_rewrites.labels(mirror, outcome).inc()  # mirrors are the policy's few; outcomes a fixed set
 
     def count_finding(self, check: str, reason: str, mode: str) -> None:
         key = (check, reason, mode)

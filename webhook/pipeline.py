@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -17,6 +17,7 @@ import jsonpatch
 
 from policies.config import Policy
 from policies.decide import decide, mutate
+from policies.mirrors import MutateDecision, object_meta
 from policies.model import Decision, Facts, Workload
 from webhook.admission import (
     ProtocolError,
@@ -59,16 +60,27 @@ class Outcome:
 
 
 async def judge(
-    workload: Workload, policy: Policy, gatherer: FactGatherer, endpoint: Endpoint, *, offload: bool = False
+    workload: Workload,
+    policy: Policy,
+    gatherer: FactGatherer,
+    endpoint: Endpoint,
+    *,
+    offload: bool = False,
+    document: Mapping[str, Any] | None = None,
 ) -> Decision:
+    """`document` is the raw object: the mutating side reads its annotations (opt-out, originals recorded)."""
     facts = await gatherer.gather(workload, policy, images=endpoint == "validate")
     if offload:
-        return await _in_worker(_decide, workload, facts, policy, endpoint)
-    return decide(workload, facts, policy) if endpoint == "validate" else mutate(workload, facts, policy)
+        return await _in_worker(_decide, workload, facts, policy, endpoint, document)
+    return _decide(workload, facts, policy, endpoint, document)
 
 
-def _decide(workload: Workload, facts: Facts, policy: Policy, endpoint: Endpoint) -> Decision:
-    return decide(workload, facts, policy) if endpoint == "validate" else mutate(workload, facts, policy)
+def _decide(
+    workload: Workload, facts: Facts, policy: Policy, endpoint: Endpoint, document: Mapping[str, Any] | None = None
+) -> Decision:
+    if endpoint == "validate":
+        return decide(workload, facts, policy)
+    return mutate(workload, facts, policy, object_meta(document, workload))
 
 
 PolicyConfigMap = tuple[str, str, str]  # namespace, name, key: the ConfigMap `serve` reads its policy from
@@ -104,7 +116,7 @@ async def review_body(
                 return Outcome(review, None, None, policy_verdict(review, key))
         return Outcome(review, None, None, allow(review))
     try:
-        decision = await judge(workload, policy, gatherer, endpoint, offload=offload)
+        decision = await judge(workload, policy, gatherer, endpoint, offload=offload, document=review.object)
     except Exception:  # a bug of ours must not become a 500: answer as failurePolicy says
         log.exception("review failed", extra={"fields": {"uid": clip(review.uid), "kind": clip(review.kind)}})
         allowed = policy.failure_policy == "open"
@@ -112,7 +124,7 @@ async def review_body(
     if offload:
         return await _in_worker(_answer, review, workload, decision)
     if decision.patch and not patch_applies(review, decision):
-        decision = Decision(allowed=decision.allowed, findings=decision.findings)
+        decision = without_patch(decision)
     return Outcome(review, workload, decision, respond(review, decision, workload))
 
 
@@ -132,8 +144,19 @@ def _read(body: bytes) -> tuple[Review, Workload | None]:
 def _answer(review: Review, workload: Workload, decision: Decision) -> Outcome:
     """The end of review_body, for the worker thread."""
     if decision.patch and not patch_applies(review, decision):
-        decision = Decision(allowed=decision.allowed, findings=decision.findings)
+        decision = without_patch(decision)
     return Outcome(review, workload, decision, respond(review, decision, workload))
+
+
+def without_patch(decision: Decision) -> Decision:
+    """The decision once its patch was dropped: no image was rewritten after all."""
+    if isinstance(decision, MutateDecision):
+        kept = tuple(
+            replace(o, outcome="patchFailed", detail="the patch did not apply") if o.rewritten else o
+            for o in decision.mirror_outcomes
+        )
+        return MutateDecision(allowed=decision.allowed, findings=decision.findings, mirror_outcomes=kept)
+    return Decision(allowed=decision.allowed, findings=decision.findings)
 
 
 def patch_applies(review: Review, decision: Decision) -> bool:
@@ -152,7 +175,7 @@ def patch_applies(review: Review, decision: Decision) -> bool:
     return True
 
 
-def _copied_along(document: dict[str, Any], operations: list[dict[str, str]]) -> dict[str, Any]:
+def _copied_along(document: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
     """A copy of `document` that shares everything but the objects and lists on the operations' paths."""
     root = dict(document)
     copies = {id(root)}

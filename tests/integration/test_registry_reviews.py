@@ -125,17 +125,21 @@ def test_mirror_rewrite_only_when_the_mirror_serves_the_image(
     standard_images: StandardImages,
 ) -> None:
     """/mutate rewrites upstream.example.com images to the mirror (the loopback registry, mapped in hostsDir)
-    only for images the mirror has; upstream.example.com itself is never contacted."""
+    only for images the mirror has, and warns about the one it keeps; with `privateImages: allow` the source,
+    upstream.example.com, is never contacted."""
     import base64
 
     mirror = plain_registry.host
-    rules = f"mirrors: [{{registry: upstream.example.com, mirror: '{mirror}', verify: true}}]"
+    rules = f"mirrors: [{{registry: upstream.example.com, mirror: '{mirror}', verify: true, privateImages: allow}}]"
     server = pullguard_factory(policy(hosts, rules), offline=False)
     served = "upstream.example.com/harness/oci-index:1.0"
     missing = "upstream.example.com/harness/oci-index:7.7"
     answer = server.admit(review(deployment(served, missing)), path="/mutate")
     patch = json.loads(base64.b64decode(answer["patch"]))
-    assert patch == [
+    assert [op for op in patch if op["op"] == "replace"] == [
         {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": f"{mirror}/harness/oci-index:1.0"}
     ]
-    assert "warnings" not in answer and answer["allowed"] is True
+    assert answer["warnings"] == [
+        f"pullguard: kept {missing}: mirror {mirror} has no such manifest: it is pulled from its source"
+    ]
+    assert answer["allowed"] is True

@@ -224,9 +224,21 @@ def test_patch_decodes(pullguard_factory) -> None:  # type: ignore[no-untyped-de
     server = pullguard_factory("mirrors: [{registry: docker.io, mirror: mirror.example.com, verify: false}]")
     answer = server.admit(review(manifest("deployment.yaml")), path="/mutate")
     assert answer["patchType"] == "JSONPatch"
-    assert json.loads(base64.b64decode(answer["patch"])) == [
-        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "mirror.example.com/library/nginx"}
+    path = "/spec/template/spec/containers/0/image"
+    patch = json.loads(base64.b64decode(answer["patch"]))
+    assert patch[:2] == [
+        {"op": "test", "path": path, "value": "nginx"},  # the image is still the one judged
+        {"op": "replace", "path": path, "value": "mirror.example.com/library/nginx"},
     ]
+    (annotation,) = patch[2:]
+    assert annotation["op"] == "add" and annotation["path"].startswith("/metadata/annotations")
+    original = annotation["value"]
+    if annotation["path"] == "/metadata/annotations":
+        original = original["pullguard.io/original-images"]
+    else:
+        assert annotation["path"] == "/metadata/annotations/pullguard.io~1original-images"
+    assert json.loads(original) == {"spec.template.spec.containers[0]": "nginx"}
+    assert "warnings" not in answer  # the exporter is kept without a warning: no rule applies to it
 
 
 def test_the_review_log_names_the_user_and_each_rewrite(pullguard_factory) -> None:  # type: ignore[no-untyped-def]

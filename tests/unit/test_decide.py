@@ -65,5 +65,9 @@ def test_mutate_only_patches() -> None:
     policy = parse_policy("mode: enforce\nmirrors: [{registry: docker.io, mirror: m.example.com, verify: false}]")
     decision = mutate(workload("nginx"), Facts(), policy)
     assert decision.allowed and decision.findings == ()
-    assert [(p.path, p.value) for p in decision.patch] == [("/spec/containers/0/image", "m.example.com/library/nginx")]
+    assert [(p.op, p.path, p.value) for p in decision.patch] == [
+        ("test", "/spec/containers/0/image", "nginx"),
+        ("replace", "/spec/containers/0/image", "m.example.com/library/nginx"),
+        ("add", "/metadata/annotations", {"pullguard.io/original-images": '{"spec.containers[0]":"nginx"}'}),
+    ]
     assert mutate(workload("nginx", namespace="kube-system"), Facts(), policy).patch == ()

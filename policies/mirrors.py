@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from policies.config import Mirror, Policy
@@ -123,6 +124,16 @@ def _source_of(rule: Mirror) -> tuple[str, bool]:
     return (host + "/" + rest) if rest else host, False
 
 
+@lru_cache(maxsize=8192)
+def _valid_name(reference: str) -> bool:
+    """Reviews repeat the same few images and each is planned several times: parse each rewritten name once."""
+    try:
+        parse_normalized(reference)
+    except InvalidReference:
+        return False
+    return True
+
+
 def _matches(rule: Mirror, name: str, domain: str) -> str | None:
     """The part of `name` the mirror replaces, or None when the rule does not apply.
 
@@ -173,9 +184,7 @@ def _rule_for(image: ContainerImage, policy: Policy) -> tuple[Mirror, str] | Non
             rewritten += ":" + reference.tag
         if reference.digest is not None:
             rewritten += "@" + reference.digest
-        try:
-            parse_normalized(rewritten)
-        except InvalidReference:
+        if not _valid_name(rewritten):
             return rule, ""  # e.g. the mirror's path makes the name too long: keep the image, say why
         return rule, rewritten
     return None

@@ -10,10 +10,8 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal, TypeVar
-
-import jsonpatch
 
 from policies.config import Policy
 from policies.decide import decide, mutate
@@ -162,17 +160,73 @@ def without_patch(decision: Decision) -> Decision:
 def patch_applies(review: Review, decision: Decision) -> bool:
     """A patch that does not apply fails the whole request at the API server: never send one.
 
-    jsonpatch applies it to a copy of the object made only along the patched paths: a deep copy of the whole
-    object would cost time in proportion to its size, and recurse as deep as it nests.
+    The patch is applied, in order, to a copy of the object made only along the patched paths (a deep copy of the
+    whole object would cost time in proportion to its size, and recurse as deep as it nests). pullguard emits
+    only `test`, `replace` and `add`, which `_apply` does by RFC 6902 in a few microseconds; jsonpatch took 85 us
+    of a 250 us mutating review, so it stays the independent check in the tests (fuzz, mirror rewrites).
     """
     operations = [{"op": p.op, "path": p.path, "value": p.value} for p in decision.patch]
-    try:
-        jsonpatch.apply_patch(_copied_along(review.object or {}, operations), operations, in_place=True)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-        fields = {"uid": clip(review.uid), "error": clip(str(exc))}
+    problem = _apply(_copied_along(review.object or {}, operations), operations)
+    if problem is not None:
+        fields = {"uid": clip(review.uid), "error": clip(problem)}
         log.error("dropping a patch that does not apply", extra={"fields": fields})
         return False
     return True
+
+
+def _apply(document: dict[str, Any], operations: list[dict[str, Any]]) -> str | None:
+    """Apply `test`/`replace`/`add` operations in place (RFC 6902); the first that fails, described, or None."""
+    for operation in operations:
+        op, path, value = operation["op"], operation["path"], operation["value"]
+        if op not in ("test", "replace", "add"):
+            return f"{op} {path}: not an operation pullguard emits"
+        tokens = _tokens(path)
+        if tokens is None or not tokens:
+            return f"{op} {path}: not a pointer to a member"
+        parent: Any = document
+        for token in tokens[:-1]:
+            parent = _child(parent, token)
+            if parent is _MISSING:
+                return f"{op} {path}: no such path"
+        last = tokens[-1]
+        if isinstance(parent, dict):
+            if op in ("test", "replace") and last not in parent:
+                return f"{op} {path}: no such member"
+            if op == "test" and parent[last] != value:
+                return f"test {path}: the value differs"
+            if op in ("replace", "add"):
+                parent[last] = value
+        elif isinstance(parent, list) and last.isdecimal() and int(last) < len(parent) + (op == "add"):
+            index = int(last)
+            if op == "test" and parent[index] != value:
+                return f"test {path}: the value differs"
+            if op == "replace":
+                parent[index] = value
+            elif op == "add":
+                parent.insert(index, value)
+        elif isinstance(parent, list) and last == "-" and op == "add":
+            parent.append(value)
+        else:
+            return f"{op} {path}: no such member"
+    return None
+
+
+_MISSING = object()
+
+
+@lru_cache(maxsize=4096)  # the same few pointers in every review
+def _tokens(pointer: str) -> tuple[str, ...] | None:
+    if not pointer.startswith("/"):
+        return None
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
+
+
+def _child(node: Any, token: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(token, _MISSING)
+    if isinstance(node, list) and token.isdecimal() and int(token) < len(node):
+        return node[int(token)]
+    return _MISSING
 
 
 def _copied_along(document: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -181,7 +235,7 @@ def _copied_along(document: dict[str, Any], operations: list[dict[str, Any]]) ->
     copies = {id(root)}
     for operation in operations:
         node: Any = root
-        for token in jsonpatch.JsonPointer(operation["path"]).parts[:-1]:
+        for token in (_tokens(operation["path"]) or ())[:-1]:
             if isinstance(node, dict) and token in node:
                 key: str | int = token
             elif isinstance(node, list) and token.isdecimal() and int(token) < len(node):

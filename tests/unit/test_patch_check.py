@@ -1,0 +1,54 @@
+"""The hot-path patch check (webhook.pipeline._apply) against jsonpatch as the oracle: the same verdict and the
+same document for every kind of operation pullguard emits, including the ones that must fail."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from webhook.pipeline import _apply
+
+DOCUMENT: dict[str, Any] = {
+    "metadata": {"name": "web", "annotations": {"a/b": "1"}},
+    "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx"}, {"image": "redis"}]}}},
+}
+IMAGE = "/spec/template/spec/containers/0/image"
+CASES: list[list[dict[str, Any]]] = [
+    [{"op": "test", "path": IMAGE, "value": "nginx"}, {"op": "replace", "path": IMAGE, "value": "m.example/nginx"}],
+    [{"op": "test", "path": IMAGE, "value": "redis"}],  # the value differs
+    [{"op": "replace", "path": "/spec/template/spec/containers/2/image", "value": "x"}],  # no such index
+    [{"op": "replace", "path": "/spec/template/spec/initContainers/0/image", "value": "x"}],  # no such member
+    [{"op": "add", "path": "/metadata/annotations/pullguard.io~1original-images", "value": "{}"}],  # ~1 is /
+    [
+        {"op": "add", "path": "/metadata/labels", "value": {"k": "v"}},
+        {"op": "add", "path": "/metadata/labels/x", "value": "y"},
+    ],  # fmt: skip
+    [{"op": "add", "path": "/metadata/missing/x", "value": "y"}],  # the parent does not exist
+    [{"op": "add", "path": "/spec/template/spec/containers/-", "value": {"image": "z"}}],
+    [{"op": "add", "path": "/spec/template/spec/containers/2", "value": {"image": "z"}}],
+    [{"op": "add", "path": "/spec/template/spec/containers/3", "value": {"image": "z"}}],  # past the end
+    [{"op": "test", "path": "/metadata/annotations/a~1b", "value": "1"}],
+    [{"op": "replace", "path": "", "value": {}}],  # the whole document: never emitted, refused
+]
+
+
+@pytest.mark.parametrize("operations", CASES)
+def test_same_verdict_and_document_as_jsonpatch(operations: list[dict[str, Any]]) -> None:
+    mine = copy.deepcopy(DOCUMENT)
+    problem = _apply(mine, operations)
+    try:
+        expected = jsonpatch.apply_patch(copy.deepcopy(DOCUMENT), operations)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
+        assert problem is not None
+        return
+    if operations[0]["path"] == "":
+        assert problem is not None  # valid JSON Patch, but pullguard never replaces the whole object
+        return
+    assert problem is None and mine == expected
+
+
+def test_an_operation_pullguard_never_emits_is_refused() -> None:
+    assert _apply(copy.deepcopy(DOCUMENT), [{"op": "remove", "path": IMAGE, "value": None}]) is not None

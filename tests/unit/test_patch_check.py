@@ -25,7 +25,7 @@ CASES: list[list[dict[str, Any]]] = [
     [
         {"op": "add", "path": "/metadata/labels", "value": {"k": "v"}},
         {"op": "add", "path": "/metadata/labels/x", "value": "y"},
-    ],  # fmt: skip
+    ],
     [{"op": "add", "path": "/metadata/missing/x", "value": "y"}],  # the parent does not exist
     [{"op": "add", "path": "/spec/template/spec/containers/-", "value": {"image": "z"}}],
     [{"op": "add", "path": "/spec/template/spec/containers/2", "value": {"image": "z"}}],

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from policies.config import DEFAULT_POLICY, DEFAULT_POLICY_YAML, PolicyError, parse_policy
@@ -107,3 +109,11 @@ def test_unquoted_off_means_off() -> None:
     assert policy.namespaces["a"].mode is Mode.OFF
     with pytest.raises(PolicyError, match="mode"):
         parse_policy("mode: on")
+
+
+def test_the_readme_policy_block_is_the_embedded_default() -> None:
+    """The README documents the default policy; it must say what the code does."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Policy") :]
+    block = section[section.index("```yaml") + len("```yaml") : section.index("```", section.index("```yaml") + 7)]
+    assert parse_policy(block) == DEFAULT_POLICY

@@ -36,6 +36,7 @@ e2e: deps
 bench: deps
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.registry
+	$(BIN)/python -m bench.apiserver
 
 certs: $(STAMPS)/runtime
 	$(BIN)/pullguard certs --out certs --dns localhost --ip 127.0.0.1 --ip ::1

@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         "--cert-check-seconds", type=float, default=60.0, help="with --manage-certs: how often the Secret is read"
     )
     serve.add_argument(
+        "--mutate-only-with-mirrors",
+        action="store_true",
+        help="with --manage-certs: while the policy has no mirror rule, keep the mutating webhook inert (a false "
+        "matchCondition), so the API server makes no /mutate round trip; restored when a mirror rule appears",
+    )
+    serve.add_argument(
         "--request-timeout",
         type=float,
         default=10.0,
@@ -241,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if args.manage_certs
             else None,
+            mutating_toggle=args.mutate_only_with_mirrors,
         )
         try:
             serve(options)

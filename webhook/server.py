@@ -21,6 +21,7 @@ from webhook.cert_management import CertSettings, ManagedCertificates
 from webhook.cluster_wiring import POLICY_KEY, connect, in_cluster, open_api
 from webhook.facts import FactGatherer
 from webhook.http_guard import REQUEST_TIMEOUT_SECONDS, DrainingServer, guarded_protocol
+from webhook.kube.mutating_toggle import MutatingToggle
 from webhook.metrics import Metrics
 from webhook.policy_file import read_policy_file
 from webhook.policy_source import PolicyFileWatcher, PolicyHolder
@@ -50,6 +51,8 @@ class ServeOptions:
     graceful_seconds: float = 20.0  # then at most this long for in-flight reviews
     metrics_port: int = 0  # > 0: /metrics also over plain HTTP on this port (Prometheus without the webhook CA)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port is scraped from other pods
+    # with `certificates`: the mutating webhook is made inert (a false matchCondition) while no mirror rule exists
+    mutating_toggle: bool = False
 
 
 def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None = None) -> Service:
@@ -123,6 +126,7 @@ def serve(options: ServeOptions) -> None:
     policy = read_policy_file(options.config) if options.config is not None else None
     _return_large_buffers_to_the_os()
     managed = None
+    api = None
     if options.certificates is not None:
         api = open_api(str(options.kubeconfig) if options.kubeconfig else None)
         managed = ManagedCertificates(api, options.certificates, options.cert_dir, [*options.dns_names, *options.ips])
@@ -144,6 +148,8 @@ def serve(options: ServeOptions) -> None:
             await asyncio.to_thread(stop_managed)
 
         service.shutdown = (*service.shutdown, stop_certificates)
+        if options.mutating_toggle and api is not None and options.certificates is not None:
+            _toggle_mutating(service, api, options.certificates.webhook_configuration)
     app = create_app(service)
     config = uvicorn.Config(
         app,
@@ -164,6 +170,19 @@ def serve(options: ServeOptions) -> None:
     service.readiness.append(server.readiness)
     log.info("pullguard listening", extra={"fields": {"url": f"https://{_host_for_url(options.host)}:{options.port}"}})
     server.run()
+
+
+def _toggle_mutating(service: Service, api: Any, name: str) -> None:
+    """No `/mutate` round trips while the live policy has no mirror rule (webhook/kube/mutating_toggle.py)."""
+    holder = service.holder
+    toggle = MutatingToggle(api, name, lambda: bool(holder.policy.mirrors))
+    toggle.start()
+
+    async def stop_toggle() -> None:
+        await asyncio.to_thread(toggle.stop)
+
+    service.background = (*service.background, toggle.follow)
+    service.shutdown = (*service.shutdown, stop_toggle)
 
 
 def _host_for_url(host: str) -> str:

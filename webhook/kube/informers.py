@@ -35,6 +35,11 @@ log = logging.getLogger("pullguard.kube")
 
 _NO_DATA: Mapping[str, str] = MappingProxyType({})
 CONFIRMED_ABSENT_SECONDS = 5.0
+# LIST page sizes: a page is the largest thing a reflector holds (raw, then parsed). Secrets and ServiceAccounts
+# are small (a 1,000-object page is under 1 MiB of JSON): larger pages mean fewer round trips at start. A Node
+# with its status.images is several KiB: 250 per page keeps the start-up peak low.
+SMALL_OBJECT_PAGE = 1000
+NODE_PAGE = 250
 
 
 def load_api_client(kubeconfig: str | None) -> client.ApiClient:
@@ -101,6 +106,7 @@ class KubeClusterView:
                 secret_facts,
                 list_kwargs={"field_selector": f"type={secret_type}"},
                 keep=namespace_filter,
+                page_size=SMALL_OBJECT_PAGE,
                 **tuning,
             )
             for secret_type in PULL_SECRET_TYPES
@@ -115,6 +121,7 @@ class KubeClusterView:
             list_kwargs={"field_selector": ",".join(f"type!={t}" for t in PULL_SECRET_TYPES)},
             accept=TABLE_ACCEPT,
             keep=namespace_filter,
+            page_size=SMALL_OBJECT_PAGE,
             **tuning,
         )
         self._accounts: Reflector[ServiceAccountFacts] = Reflector(
@@ -122,9 +129,12 @@ class KubeClusterView:
             core.list_service_account_for_all_namespaces,
             service_account_facts,
             keep=namespace_filter,
+            page_size=SMALL_OBJECT_PAGE,
             **tuning,
         )
-        self._nodes: Reflector[NodeFacts] = Reflector("nodes", core.list_node, node_facts, **tuning)
+        self._nodes: Reflector[NodeFacts] = Reflector(
+            "nodes", core.list_node, node_facts, page_size=NODE_PAGE, **tuning
+        )
 
     @property
     def reflectors(self) -> tuple[Reflector[Any], ...]:

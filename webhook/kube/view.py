@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -33,14 +34,19 @@ class ClusterView(Protocol):
         ...
 
 
+# Memory: the caches hold tens of thousands of these, and most of their strings repeat (namespaces, types, data
+# keys, label keys and values, the images every node has pulled). Interned, each is held once.
+_intern = sys.intern
+
+
 def secret_facts(obj: Mapping[str, Any]) -> SecretFacts:
     metadata = obj.get("metadata") or {}
     data = obj.get("data") or {}
     return SecretFacts(
-        namespace=str(metadata.get("namespace") or "default"),
+        namespace=_intern(str(metadata.get("namespace") or "default")),
         name=str(metadata.get("name") or ""),
-        type=str(obj.get("type") or "Opaque"),
-        data={str(k): str(v) for k, v in data.items()} if isinstance(data, Mapping) else {},
+        type=_intern(str(obj.get("type") or "Opaque")),
+        data={_intern(str(k)): str(v) for k, v in data.items()} if isinstance(data, Mapping) else {},
     )
 
 
@@ -48,9 +54,9 @@ def service_account_facts(obj: Mapping[str, Any]) -> ServiceAccountFacts:
     metadata = obj.get("metadata") or {}
     secrets = obj.get("imagePullSecrets") or []
     return ServiceAccountFacts(
-        namespace=str(metadata.get("namespace") or "default"),
+        namespace=_intern(str(metadata.get("namespace") or "default")),
         name=str(metadata.get("name") or ""),
-        image_pull_secrets=tuple(str(s["name"]) for s in secrets if isinstance(s, Mapping) and s.get("name")),
+        image_pull_secrets=tuple(_intern(str(s["name"])) for s in secrets if isinstance(s, Mapping) and s.get("name")),
     )
 
 
@@ -66,25 +72,37 @@ def node_facts(obj: Mapping[str, Any]) -> NodeFacts:
     taints = spec.get("taints") or []
     return NodeFacts(
         name=str(metadata.get("name") or ""),
-        labels={str(k): str(v) for k, v in (metadata.get("labels") or {}).items()},
+        labels={_intern(str(k)): _intern(str(v)) for k, v in (metadata.get("labels") or {}).items()},
         ready=ready,
         schedulable=not spec.get("unschedulable", False),
         images=frozenset(names),
         images_listed=len(images),
         taints=tuple(
-            (str(t.get("key", "")), str(t.get("value", "")), str(t.get("effect", "")))
+            (_intern(str(t.get("key", ""))), _intern(str(t.get("value", ""))), _intern(str(t.get("effect", ""))))
             for t in taints
             if isinstance(t, Mapping)
         ),
     )
 
 
+_PULL_FORMS: dict[str, str] = {}  # status.images name -> its pull form, one string per distinct image
+_PULL_FORMS_MAX = 200_000
+
+
 def _pull_form(name: str) -> str:
-    """Node status lists names as the runtime stores them; compare in the kubelet's pull form."""
+    """Node status lists names as the runtime stores them; compare in the kubelet's pull form. Nodes mostly
+    hold the same images: each distinct name is parsed once and its pull form shared by every node."""
+    found = _PULL_FORMS.get(name)
+    if found is not None:
+        return found
     try:
-        return str(parse_docker_ref(name))
+        form = _intern(str(parse_docker_ref(name)))
     except InvalidReference:
-        return name  # e.g. a bare image ID: kept, it just never matches a reference
+        form = _intern(name)  # e.g. a bare image ID: kept, it just never matches a reference
+    if len(_PULL_FORMS) >= _PULL_FORMS_MAX:
+        _PULL_FORMS.clear()  # a cache, bounded: what is cleared is parsed again
+    _PULL_FORMS[name] = form
+    return form
 
 
 class StaticClusterView:

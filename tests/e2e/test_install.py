@@ -188,6 +188,7 @@ def test_one_apply_then_warnings_reapply_and_rotation(
     process = run_pullguard(cluster, install, tmp_path / "pullguard")
     try:
         eventually(lambda: ready(process), "/readyz once the certificate is injected", timeout=60)
+        eventually(lambda: _mutating_inert(cluster), "the mutating webhook to be inert without mirrors", timeout=30)
         bundle = secret_bundle(cluster, install.namespace)
         assert injected(cluster) == {base64.b64encode(bundle.ca_cert).decode()}
         assert (process.cert_dir / "tls.crt").read_bytes() == bundle.cert
@@ -203,7 +204,8 @@ def test_one_apply_then_warnings_reapply_and_rotation(
         cluster.kubectl("annotate", "deployment", "web", "-n", apps, "note=relabelled", timeout=60)
         assert _deployment_reviews(process) == before
         cluster.kubectl("apply", "-f", "-", input=_deployment(apps, "nginx:1.28"), timeout=60)
-        assert _deployment_reviews(process) == before + 2  # validating and mutating
+        # validating only: without a mirror rule the mutating webhook is inert (--mutate-only-with-mirrors)
+        assert _deployment_reviews(process) == before + 1
 
         # the policy ConfigMap is checked at apply time: a typo is refused with its key path
         typo = cluster.kubectl("apply", "-f", "-", input=_policy(install.namespace, "mode: enforcee\n"), check=False)
@@ -249,6 +251,11 @@ def _deployment(namespace: str, image: str) -> str:
     spec = {"replicas": 1, "selector": {"matchLabels": labels}, "template": template}
     metadata = {"name": "web", "namespace": namespace}
     return json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec})
+
+
+def _mutating_inert(cluster: Cluster) -> bool:
+    webhook = cluster.kubectl_json("get", "mutatingwebhookconfiguration", "pullguard", "-o", "json")["webhooks"][0]
+    return any(c["name"] == "pullguard-no-mirrors" for c in webhook.get("matchConditions", []))
 
 
 def _deployment_reviews(process: InClusterProcess) -> float:

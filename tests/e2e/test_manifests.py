@@ -126,6 +126,7 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
         "--namespace",
         "$(POD_NAMESPACE)",
         "--manage-certs",
+        "--mutate-only-with-mirrors",
         "--shutdown-delay",
         "5",
         "--metrics-port",
@@ -224,7 +225,8 @@ def test_cert_manager_overlay_renders(cluster: Cluster) -> None:
     # cert-manager owns the certificate: the Secret is mounted and pullguard manages none of it.
     (deployment,) = kinds["Deployment"]
     assert deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "pullguard-tls"
-    assert "--manage-certs" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--manage-certs" not in args and "--mutate-only-with-mirrors" not in args  # both need the managed watch
 
 
 def test_pod_template_meets_the_restricted_pod_security_standard(

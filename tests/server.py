@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from support.lifecycle import end_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,12 +63,7 @@ class PullguardServer:
     def stop(self) -> None:
         if self._client is not None:
             self._client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        end_process(self.process)
 
 
 def start_pullguard(

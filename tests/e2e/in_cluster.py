@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from cluster import REPO_ROOT, Cluster
+from support.lifecycle import end_process
 
 SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 # A tmpfs over /run inside the namespace gives the mount point without creating anything on the host.
@@ -54,12 +55,7 @@ class InClusterProcess:
     def stop(self) -> None:
         for made in self._clients:
             made.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        end_process(self.process)
 
 
 def start_in_cluster(

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .containerd import ContainerdDaemon
-from .lifecycle import StopsOnExit
+from .lifecycle import StopsOnExit, end_process
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-image.sh"
@@ -235,16 +235,11 @@ class ImageContainer(StopsOnExit):
             return
         self._stopped = True
         _LIVE.discard(self)
-        if self.process.poll() is None:
-            if self.runtime == "runc":
-                subprocess.run([*self.runc, "kill", self.container_id, "TERM"], capture_output=True, check=False)
-            else:
-                self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process.poll() is None and self.runtime == "runc":
+            subprocess.run([*self.runc, "kill", self.container_id, "TERM"], capture_output=True, check=False)
+            end_process(self.process, signal_sent=True)
+        else:
+            end_process(self.process)
         if self.runc:
             subprocess.run([*self.runc, "delete", "-f", self.container_id], capture_output=True, check=False)
 

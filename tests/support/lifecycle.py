@@ -1,7 +1,9 @@
-"""`with server:` for every test process and server: entering returns it, leaving stops it."""
+"""`with server:` for every test process and server: entering returns it, leaving stops it; and the one way a
+test ends a child process."""
 
 from __future__ import annotations
 
+import subprocess
 from types import TracebackType
 from typing import Self
 
@@ -20,3 +22,16 @@ class StopsOnExit:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def end_process(process: subprocess.Popen[bytes], *, signal_sent: bool = False, timeout: float = 10.0) -> None:
+    """SIGTERM (unless the caller already signalled it), then SIGKILL when it has not exited in `timeout` s."""
+    if process.poll() is not None:
+        return
+    if not signal_sent:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from webhook.cluster_wiring import POLICY_KEY, connect, in_cluster, open_api
 from webhook.facts import FactGatherer
 from webhook.http_guard import REQUEST_TIMEOUT_SECONDS, DrainingServer, guarded_protocol
 from webhook.kube.mutating_toggle import MutatingToggle
+from webhook.memory import keep_large_buffers_returnable
 from webhook.metrics import Metrics
 from webhook.policy_file import read_policy_file
 from webhook.policy_source import PolicyFileWatcher, PolicyHolder
@@ -104,27 +104,12 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
     )
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD_BYTES = 128 * 1024
-
-
-def _return_large_buffers_to_the_os() -> None:
-    """glibc raises its mmap threshold after each large free (up to 32 MiB), so after a few 3 MiB review bodies
-    such buffers come from the heap and their memory is kept for good (+30% RSS after a fuzz run). A fixed
-    threshold keeps them mmapped and returned when freed. Not glibc (musl, macOS): nothing to do."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-
-
 def serve(options: ServeOptions) -> None:
     """Raises PolicyError (before writing certificates or binding the port) for a bad --config file, and
     ClusterAccessError for an unusable --kubeconfig."""
     metrics = Metrics()
     policy = read_policy_file(options.config) if options.config is not None else None
-    _return_large_buffers_to_the_os()
+    keep_large_buffers_returnable()
     managed = None
     api = None
     if options.certificates is not None:

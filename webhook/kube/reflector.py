@@ -12,11 +12,8 @@ column (a Secret's type) without ever receiving the object's data.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import logging
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +22,9 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 from kubernetes.client.exceptions import ApiException
+
+from webhook.kube.streams import abort_response, describe_error, watch_lines
+from webhook.memory import return_freed_memory
 
 log = logging.getLogger("pullguard.kube")
 
@@ -130,7 +130,7 @@ class Reflector(Generic[T]):
         self._stopping.set()
         response = self._response
         if response is not None:
-            _abort(response)
+            abort_response(response)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """End the thread; True if it ended within `timeout` (it is a daemon either way)."""
@@ -194,7 +194,7 @@ class Reflector(Generic[T]):
     def _failed(self, exc: Exception, backoff: float) -> float:
         """Count and log a failure, sleep a jittered `backoff` (unless stopped); return the next backoff."""
         self.errors += 1
-        self.last_error = _describe(exc)
+        self.last_error = describe_error(exc)
         delay = self._jitter(backoff)
         log.warning(
             "list/watch failed, backing off",
@@ -245,7 +245,7 @@ class Reflector(Generic[T]):
         )
         self._changed()  # before `synced`: readiness must not precede what the callback applies (the policy)
         self._synced.set()
-        _trim()
+        return_freed_memory()
         return resource_version
 
     def _list_page(self, kwargs: dict[str, Any], items: dict[Key, T]) -> tuple[str, str | None]:
@@ -302,7 +302,7 @@ class Reflector(Generic[T]):
         try:
             if self._stopping.is_set():  # stop() ran before the response was published
                 return resource_version, got_events
-            for line in _lines(response):
+            for line in watch_lines(response):
                 event = orjson.loads(line)
                 resource_version = self._apply(event, resource_version)
                 got_events = True
@@ -378,58 +378,8 @@ class Reflector(Generic[T]):
         except Exception as exc:  # a broken callback must not stop the cache
             log.error(
                 "cache change callback failed",
-                extra={"fields": {"reflector": self.name, "error": _describe(exc)}},
+                extra={"fields": {"reflector": self.name, "error": describe_error(exc)}},
             )
 
 
 _PAGE_LOCK = threading.Lock()  # one LIST page in memory at a time, whichever reflector asks
-
-
-def _trim() -> None:
-    """Give freed heap back to the OS (glibc's malloc_trim); nothing elsewhere."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    trim: Callable[[int], int] | None = getattr(libc, "malloc_trim", None)
-    return trim
-
-
-def _lines(response: Any) -> Iterator[bytes]:
-    """The newline-delimited JSON events of a watch response, as they arrive."""
-    buffer = b""
-    for chunk in response.stream(amt=None, decode_content=True):
-        buffer += chunk
-        while True:
-            end = buffer.find(b"\n")
-            if end < 0:
-                break
-            line, buffer = buffer[:end], buffer[end + 1 :]
-            if line.strip():
-                yield line
-    if buffer.strip():
-        yield buffer
-
-
-def _abort(response: Any) -> None:
-    """Unblock a thread reading `response`: shutting the socket down wakes a blocked recv (close() may not)."""
-    connection = getattr(response, "connection", None)
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line, bounded description; an ApiException's body is a Status, but keep it out of logs anyway."""
-    if isinstance(exc, ApiException):
-        return f"HTTP {exc.status}: {exc.reason}"
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -318,28 +318,12 @@ def test_one_replica_audits(setup: Setup) -> None:
 
     async def two_auditors() -> tuple[int, int]:
         holder = Holder(setup.policy())
-        a = Auditor(
-            api,
-            FactGatherer(None, None),
-            holder,
-            0.2,
-            10,
-            lease_namespace="pullguard",
-            lease_name="audit-loop",
-            identity="a",
-            lease_seconds=30,
-        )
-        b = Auditor(
-            api,
-            FactGatherer(None, None),
-            holder,
-            0.2,
-            10,
-            lease_namespace="pullguard",
-            lease_name="audit-loop",
-            identity="b",
-            lease_seconds=30,
-        )
+
+        def auditor(identity: str) -> Auditor:
+            return Auditor(api, FactGatherer(None, None), holder, 0.2, 10, lease_namespace="pullguard",
+                           lease_name="audit-loop", identity=identity, lease_seconds=30)  # fmt: skip
+
+        a, b = auditor("a"), auditor("b")
         a.start()
         await asyncio.sleep(0.5)
         b.start()

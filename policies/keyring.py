@@ -3,8 +3,9 @@
 Ported from Kubernetes (Apache-2.0) pkg/credentialprovider/keyring.go: BasicDockerKeyring.Add and
 Lookup, isDefaultRegistryMatch, ParseSchemelessURL, SplitURL, URLsMatch and URLsMatchStr.  Whether a
 key matches hinges on Go's net/url.Parse, net.SplitHostPort and path/filepath.Match, so the parts of
-them that decide acceptance are ported too, on UTF-8 bytes as Go strings are.  repo_to_pull follows
-pkg/util/parsers.ParseImageName and distribution/reference's splitDockerDomain (Apache-2.0).
+them that decide acceptance are ported too, on UTF-8 bytes as Go strings are (url.Parse here, the
+other two in policies._go).  repo_to_pull follows pkg/util/parsers.ParseImageName and
+distribution/reference's splitDockerDomain (Apache-2.0; also in policies._go).
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Final, NamedTuple
 
+from policies._go import (
+    DEFAULT_DOMAIN,
+    LEGACY_DEFAULT_DOMAIN,
+    OFFICIAL_REPO_PREFIX,
+    path_match_bytes,
+    split_docker_domain,
+    split_host_port,
+)
 from policies.pull_secret_parse import Credential, CredentialSource, DockerConfigEntry
 
 __all__ = [
@@ -28,7 +37,7 @@ __all__ = [
     "urls_match_str",
 ]
 
-DEFAULT_REGISTRY_HOST: Final = "index.docker.io"
+DEFAULT_REGISTRY_HOST: Final = LEGACY_DEFAULT_DOMAIN
 DEFAULT_REGISTRY_KEY: Final = DEFAULT_REGISTRY_HOST + "/v1/"
 
 
@@ -138,148 +147,13 @@ def _parse_schemeless_url(url: bytes) -> _URL:
     return _parse_url(b"https://" + url)
 
 
-def _split_host_port(hostport: bytes) -> tuple[bytes, bytes]:
-    """net.SplitHostPort."""
-    i = hostport.rfind(b":")
-    if i < 0:
-        raise ValueError("missing port in address")
-    j = k = 0
-    if hostport[:1] == b"[":
-        end = hostport.find(b"]")
-        if end < 0:
-            raise ValueError("missing ']' in address")
-        if end + 1 != i:  # ']' must be followed by the last ':'
-            raise ValueError("missing port or too many colons in address")
-        host, j, k = hostport[1:end], 1, end + 1
-    else:
-        host = hostport[:i]
-        if b":" in host:
-            raise ValueError("too many colons in address")
-    if b"[" in hostport[j:] or b"]" in hostport[k:]:
-        raise ValueError("unexpected bracket in address")
-    return host, hostport[i + 1 :]
-
-
 def _split_url(url: _URL) -> tuple[list[bytes], bytes]:
     """SplitURL: the host's dot-separated labels and the port ("" when SplitHostPort fails)."""
-    try:
-        host, port = _split_host_port(url.host)
+    try:  # latin-1 maps each byte to one character and back, so Go's byte offsets are kept
+        host, port = split_host_port(url.host.decode("latin-1"))
     except ValueError:
-        host, port = url.host, b""
-    return host.split(b"."), port
-
-
-# --- path/filepath.Match (Unix), applied to one host label at a time -----------------------------
-
-
-def _decode_rune(s: bytes) -> tuple[int, int]:
-    """utf8.DecodeRune: invalid input is (U+FFFD, 1)."""
-    for n in range(1, min(4, len(s)) + 1):
-        try:
-            return ord(s[:n].decode("utf-8")), n
-        except UnicodeDecodeError:
-            continue
-    return 0xFFFD, 1
-
-
-def _scan_chunk(pattern: bytes) -> tuple[bool, bytes, bytes]:
-    star = pattern[:1] == b"*"
-    pattern = pattern.lstrip(b"*")
-    in_range, i = False, 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == 0x5C and i + 1 < len(pattern):  # '\\' escapes the next byte
-            i += 1
-        elif c == 0x5B:
-            in_range = True
-        elif c == 0x5D:
-            in_range = False
-        elif c == 0x2A and not in_range:
-            break
-        i += 1
-    return star, pattern[:i], pattern[i:]
-
-
-def _get_esc(chunk: bytes) -> tuple[int, bytes]:
-    if not chunk or chunk[0] in (0x2D, 0x5D):
-        raise ValueError("syntax error in pattern")
-    if chunk[0] == 0x5C:
-        chunk = chunk[1:]
-        if not chunk:
-            raise ValueError("syntax error in pattern")
-    rune, n = _decode_rune(chunk)
-    if (rune == 0xFFFD and n == 1) or not chunk[n:]:
-        raise ValueError("syntax error in pattern")
-    return rune, chunk[n:]
-
-
-def _match_chunk(chunk: bytes, s: bytes) -> bytes | None:
-    """The rest of s after chunk matched its start, else None; after a mismatch the chunk is
-    still scanned so that a malformed pattern raises, as Go does."""
-    failed = False
-    while chunk:
-        failed = failed or not s
-        if chunk[0] == 0x5B:  # '[' character class
-            rune = 0
-            if not failed:
-                rune, n = _decode_rune(s)
-                s = s[n:]
-            chunk = chunk[1:]
-            negated = chunk[:1] == b"^"
-            chunk = chunk[1:] if negated else chunk
-            matched, ranges = False, 0
-            while not (chunk[:1] == b"]" and ranges > 0):
-                lo, chunk = _get_esc(chunk)
-                hi = lo
-                if chunk[0] == 0x2D:  # '-'
-                    hi, chunk = _get_esc(chunk[1:])
-                matched = matched or lo <= rune <= hi
-                ranges += 1
-            chunk = chunk[1:]
-            failed = failed or matched == negated
-        elif chunk[0] == 0x3F:  # '?' is any one rune but '/'
-            if not failed:
-                failed = s[0] == 0x2F
-                s = s[_decode_rune(s)[1] :]
-            chunk = chunk[1:]
-        else:
-            if chunk[0] == 0x5C:
-                chunk = chunk[1:]
-                if not chunk:
-                    raise ValueError("syntax error in pattern")
-            if not failed:
-                failed = chunk[0] != s[0]
-                s = s[1:]
-            chunk = chunk[1:]
-    return None if failed else s
-
-
-def _glob_match(pattern: bytes, name: bytes) -> bool:
-    """filepath.Match; raises ValueError for a malformed pattern (ErrBadPattern)."""
-    while pattern:
-        star, chunk, pattern = _scan_chunk(pattern)
-        if star and not chunk:
-            return b"/" not in name  # a trailing '*' takes the rest unless it has a '/'
-        rest = _match_chunk(chunk, name)
-        if rest is not None and (not rest or pattern):
-            name = rest
-            continue
-        if star:
-            found = False
-            for i in range(len(name)):  # let the star swallow i+1 bytes, never a '/'
-                if name[i] == 0x2F:
-                    break
-                rest = _match_chunk(chunk, name[i + 1 :])
-                if rest is not None and (pattern or not rest):
-                    name, found = rest, True
-                    break
-            if found:
-                continue
-        while pattern:  # report a malformed remainder before answering no
-            _, chunk, pattern = _scan_chunk(pattern)
-            _match_chunk(chunk, b"")
-        return False
-    return not name
+        return url.host.split(b"."), b""
+    return host.encode("latin-1").split(b"."), port.encode("latin-1")
 
 
 def _urls_match(glob: _URL, target: _URL) -> bool:
@@ -291,7 +165,7 @@ def _urls_match(glob: _URL, target: _URL) -> bool:
         return False
     if not target.path.startswith(glob.path):
         return False
-    return all(_glob_match(g, t) for g, t in zip(glob_parts, target_parts, strict=True))
+    return all(path_match_bytes(g, t) for g, t in zip(glob_parts, target_parts, strict=True))
 
 
 def urls_match_str(glob: str, target: str) -> bool:
@@ -305,7 +179,7 @@ def is_default_registry_match(image: str) -> bool:
     parts = image.split("/", 1)
     if not parts[0]:
         return False
-    if len(parts) == 1 or parts[0] in ("docker.io", "index.docker.io"):
+    if len(parts) == 1 or parts[0] in (DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN):
         return True
     # Docker reads a first component holding '.' or ':' as a registry host, not a user name.
     return not any(c in parts[0] for c in ".:")
@@ -316,16 +190,10 @@ def repo_to_pull(image: str) -> str:
     reference's Name() after ParseNormalizedNamed (tag and digest dropped, Docker Hub names
     completed: "nginx:1" -> "docker.io/library/nginx").  Expects a valid reference: the
     kubelet refuses invalid ones (InvalidImageName) before looking up credentials."""
-    first, slash, remainder = image.partition("/")
-    if not slash:
-        domain, remainder = "docker.io", image
-    elif first == "localhost" or any(c in first for c in ".:") or first.lower() != first:
-        domain = "docker.io" if first == "index.docker.io" else first
-    else:
-        domain, remainder = "docker.io", image
+    domain, remainder = split_docker_domain(image)
     remote = remainder.partition("@")[0].partition(":")[0]  # a ':' after the domain starts the tag
-    if domain == "docker.io" and "/" not in remote:
-        remote = "library/" + remote
+    if domain == DEFAULT_DOMAIN and "/" not in remote:  # only when an (invalid) tag held a '/'
+        remote = OFFICIAL_REPO_PREFIX + remote
     return f"{domain}/{remote}"
 
 

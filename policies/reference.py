@@ -17,25 +17,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from policies._go import (
+    DEFAULT_DOMAIN,
+    LEGACY_DEFAULT_DOMAIN,
+    OFFICIAL_REPO_PREFIX,
+    BadPattern,
+    go_lower,
+    path_match,
+    split_docker_domain,
+)
 from policies._reference_grammar import (
     ANCHORED_NAME_RE,
-    DEFAULT_DOMAIN,
     DEFAULT_TAG,
     DIGEST_HEX_LENGTH,
     DIGEST_RE,
     GO_DIGEST_RE,
     IDENTIFIER_RE,
-    LEGACY_DEFAULT_DOMAIN,
     LOWER_HEX_RE,
-    OFFICIAL_REPO_PREFIX,
     REFERENCE_RE,
     REPOSITORY_NAME_TOTAL_LENGTH_MAX,
     TAG_RE,
-    BadPattern,
     familiarize_name,
-    go_lower,
-    go_path_match,
-    split_docker_domain,
 )
 
 __all__ = [
@@ -393,6 +395,6 @@ def familiar_match(pattern: str, ref: Reference) -> bool:
 
     Raises :class:`BadPattern` for a malformed pattern.
     """
-    if go_path_match(pattern, ref.familiar):
+    if path_match(pattern, ref.familiar):
         return True
-    return ref.is_named and go_path_match(pattern, ref.familiar_name)
+    return ref.is_named and path_match(pattern, ref.familiar_name)

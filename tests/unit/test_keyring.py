@@ -5,8 +5,8 @@ pkg/credentialprovider/keyring_test.go: TestURLsMatch, TestDockerKeyringForGlob,
 TestKeyringMissWithDockerHubCredentials, TestKeyringHitWithUnqualifiedDockerHub,
 TestKeyringHitWithUnqualifiedLibraryDockerHub, TestKeyringHitWithQualifiedDockerHub,
 TestIsDefaultRegistryMatch, TestDockerKeyringLookup and TestIssue3797 (TestProvidersDockerKeyring
-tests node-level providers, which this port does not have).  GO_MATCH_CASES are Go's own
-path/filepath match_test.go table (BSD-3-Clause, The Go Authors).
+tests node-level providers, which this port does not have).  Go's path/filepath.Match and
+net.SplitHostPort tables are run against policies._go in test_go_compat.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from policies.keyring import (
     Credential,
     CredentialSource,
     Keyring,
-    _glob_match,
     is_default_registry_match,
     repo_to_pull,
     urls_match_str,
@@ -324,76 +323,6 @@ def test_reprs_carry_no_credential_material() -> None:
     assert "regcred" in text
     assert "registry.example.com/v2/" in text
     assert "''" in repr(Credential("", ""))  # empty fields stay visible as empty
-
-
-# Go's path/filepath TestMatch table (pattern, name, match, bad pattern).
-GO_MATCH_CASES = [
-    ("abc", "abc", True, False),
-    ("*", "abc", True, False),
-    ("*c", "abc", True, False),
-    ("a*", "a", True, False),
-    ("a*", "abc", True, False),
-    ("a*", "ab/c", False, False),
-    ("a*/b", "abc/b", True, False),
-    ("a*/b", "a/c/b", False, False),
-    ("a*b*c*d*e*/f", "axbxcxdxe/f", True, False),
-    ("a*b*c*d*e*/f", "axbxcxdxexxx/f", True, False),
-    ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", False, False),
-    ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", False, False),
-    ("a*b?c*x", "abxbbxdbxebxczzx", True, False),
-    ("a*b?c*x", "abxbbxdbxebxczzy", False, False),
-    ("ab[c]", "abc", True, False),
-    ("ab[b-d]", "abc", True, False),
-    ("ab[e-g]", "abc", False, False),
-    ("ab[^c]", "abc", False, False),
-    ("ab[^b-d]", "abc", False, False),
-    ("ab[^e-g]", "abc", True, False),
-    ("a\\*b", "a*b", True, False),
-    ("a\\*b", "ab", False, False),
-    ("a?b", "a☺b", True, False),
-    ("a[^a]b", "a☺b", True, False),
-    ("a???b", "a☺b", False, False),
-    ("a[^a][^a][^a]b", "a☺b", False, False),
-    ("[a-ζ]*", "\u03b1", True, False),  # alpha
-    ("*[a-ζ]", "A", False, False),
-    ("a?b", "a/b", False, False),
-    ("a*b", "a/b", False, False),
-    ("[\\]a]", "]", True, False),
-    ("[\\-]", "-", True, False),
-    ("[x\\-]", "x", True, False),
-    ("[x\\-]", "-", True, False),
-    ("[x\\-]", "z", False, False),
-    ("[\\-x]", "x", True, False),
-    ("[\\-x]", "-", True, False),
-    ("[\\-x]", "a", False, False),
-    ("[]a]", "]", False, True),
-    ("[-]", "-", False, True),
-    ("[x-]", "x", False, True),
-    ("[x-]", "-", False, True),
-    ("[x-]", "z", False, True),
-    ("[-x]", "x", False, True),
-    ("[-x]", "-", False, True),
-    ("[-x]", "a", False, True),
-    ("\\", "a", False, True),
-    ("[a-b-c]", "a", False, True),
-    ("[", "a", False, True),
-    ("[^", "a", False, True),
-    ("[^bc", "a", False, True),
-    ("a[", "a", False, True),
-    ("a[", "ab", False, True),
-    ("a[", "x", False, True),
-    ("a/b[", "x", False, True),
-    ("*x", "xxx", True, False),
-]
-
-
-@pytest.mark.parametrize(("pattern", "name", "match", "bad"), GO_MATCH_CASES)
-def test_go_filepath_match(pattern: str, name: str, match: bool, bad: bool) -> None:
-    if bad:
-        with pytest.raises(ValueError, match="syntax error in pattern"):
-            _glob_match(pattern.encode(), name.encode())
-    else:
-        assert _glob_match(pattern.encode(), name.encode()) is match
 
 
 def test_glob_is_bytewise_like_go() -> None:

@@ -13,6 +13,8 @@ import ipaddress
 import socket
 import time
 
+from policies._go import split_host_port
+
 # AWS's IPv6 instance metadata service (fd00:ec2::254); IPv4 metadata services are all in 169.254.0.0/16.
 _METADATA = {ipaddress.ip_address("fd00:ec2::254")}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: 64:ff9b::a9fe:a9fe reaches 169.254.169.254
@@ -23,9 +25,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def split_host(host: str) -> str:
     """The host name or IP of `host[:port]`, without brackets."""
-    if host.startswith("["):
-        return host[1 : host.index("]")] if "]" in host else host[1:]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    try:
+        return split_host_port(host)[0]
+    except ValueError:  # lenient where Go errs (no port, unclosed or stray bracket): any host must be judged
+        if host.startswith("["):
+            return host[1:].partition("]")[0]
+        return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def is_node_local(registry: str) -> bool:

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from policies._go import MISSING_PORT, split_host_port
 from webhook.registry.endpoint import (
     _KNOWN_CAPABILITIES,
     DEFAULT_CAPABILITIES,
@@ -59,31 +60,10 @@ __all__ = [
 ]
 
 
-def _split_host_port(hostport: str) -> tuple[str, str]:
-    """Go's net.SplitHostPort; raises ValueError with Go's message."""
-    i, j, k = hostport.rfind(":"), 0, 0
-    if i < 0:
-        raise ValueError("missing port in address")
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0:
-            raise ValueError("missing ']' in address")
-        if end + 1 != i:
-            colons = end + 1 < len(hostport) and hostport[end + 1] == ":"
-            raise ValueError("too many colons in address" if colons else "missing port in address")
-        host, j, k = hostport[1:end], 1, end + 1
-    else:
-        host = hostport[:i]
-        if ":" in host:
-            raise ValueError("too many colons in address")
-    if "[" in hostport[j:] or "]" in hostport[k:]:
-        raise ValueError("unexpected bracket in address")
-    return host, hostport[i + 1 :]
-
-
 def _port(hostport: str) -> str:
+    """The port, or "" where SplitHostPort errs (containerd's ``_, port, _ := net.SplitHostPort(host)``)."""
     try:
-        return _split_host_port(hostport)[1]
+        return split_host_port(hostport)[1]
     except ValueError:
         return ""
 
@@ -102,7 +82,7 @@ def _is_loopback_ip(s: str) -> bool:
 def is_localhost(host: str) -> bool:
     """containerd's ``docker.IsLocalhost`` (so ``[::1]`` without a port is not local)."""
     with contextlib.suppress(ValueError):
-        host = _split_host_port(host)[0]
+        host = split_host_port(host)[0]
     return host == "localhost" or _is_loopback_ip(host)
 
 
@@ -111,9 +91,9 @@ def match_localhost(host: str) -> bool:
     if host in ("::1", "[::1]"):
         return True
     try:
-        h, port = _split_host_port(host)
+        h, port = split_host_port(host)
     except ValueError as e:
-        if str(e) != "missing port in address":
+        if str(e) != MISSING_PORT:
             return False
         h, port = host, "-"
     return bool(port) and _is_loopback_ip("127.0.0.1" if h == "localhost" else h)

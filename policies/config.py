@@ -5,6 +5,7 @@ Pure: text in, `Policy` out. The webhook decides where the text comes from (file
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -20,9 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from policies.model import Mode
-
-CHECK_NAMES = ("reference", "latestTag", "imageExists", "pullSecrets", "architecture", "neverPull")
+from policies.model import CheckName, Mode
 
 DEFAULT_POLICY_YAML = """\
 # pullguard's embedded default policy: warn about everything, deny only what can never be pulled.
@@ -86,7 +85,7 @@ class NamespaceChecks(_Strict):
     architecture: CheckConfig = CheckConfig()
     never_pull: CheckConfig = CheckConfig()
 
-    def mode_of(self, check: str) -> Mode | None:
+    def mode_of(self, check: CheckName) -> Mode | None:
         config: CheckConfig = getattr(self, _ATTRIBUTE_OF_CHECK[check])
         return config.mode
 
@@ -106,6 +105,40 @@ class NamespaceOverride(_Strict):
     checks: NamespaceChecks = NamespaceChecks()
 
 
+class SelectorRequirement(_Strict):
+    key: Annotated[str, Field(min_length=1)]
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> SelectorRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs values")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        return self
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """As Kubernetes' labels.Requirement: NotIn and DoesNotExist also match a namespace without the key."""
+        if self.operator == "In":
+            return labels.get(self.key) in self.values
+        if self.operator == "NotIn":
+            return labels.get(self.key) not in self.values
+        return (self.key in labels) == (self.operator == "Exists")
+
+
+class LabelSelector(_Strict):
+    """A Kubernetes label selector (matchLabels and matchExpressions, all must hold); `{}` selects everything."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: tuple[SelectorRequirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
+            r.matches(labels) for r in self.match_expressions
+        )
+
+
 class Mirror(_Strict):
     """Rewrite images of `registry` (a host) or under `prefix` (host/path) to `mirror` (host[/path])."""
 
@@ -113,7 +146,8 @@ class Mirror(_Strict):
     prefix: str | None = None
     mirror: Annotated[str, Field(min_length=1)]
     verify: StrictBool = True  # rewrite only when the mirror is known to serve the image
-    namespaces: tuple[str, ...] | None = None  # only objects in these namespaces (None: every namespace)
+    # Only objects in these namespaces: names, or a label selector on the Namespace (None: every namespace).
+    namespaces: tuple[str, ...] | LabelSelector | None = None
     # A source image that the pod's own credentials cannot pull (the source answers unauthorized/denied) is
     # kept (deny) or still rewritten (allow): a pull-through mirror serves whatever its own credentials reach.
     private_images: Literal["deny", "allow"] = "deny"
@@ -131,8 +165,14 @@ class Mirror(_Strict):
             raise ValueError("'registry' is a host[:port]; use 'prefix' for host/path")
         return self
 
-    def applies_in(self, namespace: str) -> bool:
-        return self.namespaces is None or namespace in self.namespaces
+    def applies_in(self, namespace: str, labels: Mapping[str, str] | None) -> bool | None:
+        """Whether the rule covers `namespace`; None when that hangs on the namespace's labels and they are not
+        known (no cluster view)."""
+        if self.namespaces is None:
+            return True
+        if isinstance(self.namespaces, tuple):
+            return namespace in self.namespaces
+        return self.namespaces.matches(labels) if labels is not None else None
 
 
 class CacheConfig(_Strict):
@@ -165,7 +205,7 @@ class Policy(_Strict):
     audit: AuditConfig = AuditConfig()
     namespaces: dict[str, NamespaceOverride] = Field(default_factory=dict)
 
-    def mode_for(self, check: str, namespace: str) -> Mode:
+    def mode_for(self, check: CheckName, namespace: str) -> Mode:
         """Most specific wins: namespace+check, namespace, check, policy."""
         override = self.namespaces.get(namespace)
         if override is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policies.keyring import Keyring, repo_to_pull
-from policies.model import ClusterFacts, ContainerImage, PodContext
+from policies.model import ClusterFacts, ContainerImage, Facts, PodContext
 from policies.pull_secret_parse import (
     Credential,
     CredentialSource,
@@ -76,3 +76,10 @@ def pod_credentials(pod: PodContext, cluster: ClusterFacts) -> PodCredentials:
         keyring.add_config(config, CredentialSource(pod.namespace, name))
         keys.extend(config)
     return PodCredentials(tuple(names), from_account, tuple(problems), keyring, tuple(dict.fromkeys(keys)))
+
+
+def credentials_for(pod: PodContext, facts: Facts) -> PodCredentials | None:
+    """The pod's credentials as the plan parsed them; parsed here only for facts built without a plan."""
+    if facts.credentials is not None or not facts.cluster.known:
+        return facts.credentials
+    return pod_credentials(pod, facts.cluster)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.checks import ALL_CHECKS, CheckFunction
+from policies.checks import ALL_CHECKS, CheckSpec
 from policies.config import Policy
 from policies.mirrors import MutateDecision, ObjectMeta, patch_for, plan, skip_findings
 from policies.model import Decision, Facts, JudgedFinding, Mode, Workload
@@ -12,7 +12,7 @@ def decide(
     workload: Workload,
     facts: Facts,
     policy: Policy,
-    checks: tuple[tuple[str, CheckFunction], ...] = ALL_CHECKS,
+    checks: tuple[CheckSpec, ...] = ALL_CHECKS,
 ) -> Decision:
     """Run every enabled check on every image; deny when an enforced check found a definite problem.
 
@@ -21,7 +21,7 @@ def decide(
     if policy.excludes(workload.namespace):
         return Decision(allowed=True)
     enabled = [
-        (check, mode) for name, check in checks if (mode := policy.mode_for(name, workload.namespace)) != Mode.OFF
+        (spec.run, mode) for spec in checks if (mode := policy.mode_for(spec.name, workload.namespace)) is not Mode.OFF
     ]
     judged: list[JudgedFinding] = []
     for image in workload.images:
@@ -34,6 +34,11 @@ def decide(
                 )
                 judged.append(JudgedFinding(finding, mode, denies))
     return Decision(allowed=not any(j.denies for j in judged), findings=tuple(judged))
+
+
+def allowed_unchecked(policy: Policy) -> bool:
+    """A review the checks could not complete (a bug of ours) is allowed or denied as `failurePolicy` says."""
+    return policy.failure_policy == "open"
 
 
 def mutate(workload: Workload, facts: Facts, policy: Policy, meta: ObjectMeta | None = None) -> MutateDecision:

@@ -19,8 +19,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
+from policies._go import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
 from policies.config import Mirror, Policy
 from policies.model import (
+    ClusterFacts,
     ContainerImage,
     Decision,
     Facts,
@@ -49,8 +53,10 @@ MIRROR_FAILED = "mirrorFailed"
 MIRROR_UNKNOWN = "mirrorUnknown"
 MIRROR_DIFFERS = "mirrorDiffers"
 PRIVATE_SOURCE = "privateSource"
+NAMESPACE_UNKNOWN = "namespaceUnknown"  # a rule's namespace selector with no cluster view to read labels from
 
-_DOCKER_HUB_ALIASES = {"index.docker.io": "docker.io", "registry-1.docker.io": "docker.io"}
+# How a rule may name Docker Hub; image names are normalized to DEFAULT_DOMAIN (registry-1 is its API host).
+_DOCKER_HUB_ALIASES = {LEGACY_DEFAULT_DOMAIN: DEFAULT_DOMAIN, "registry-1.docker.io": DEFAULT_DOMAIN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,53 +162,82 @@ def already_mirrored(image: ContainerImage, policy: Policy) -> bool:
     return reference is not None and any(_under(reference.name, rule.mirror) for rule in policy.mirrors)
 
 
-def mirrored(image: ContainerImage, policy: Policy) -> tuple[Mirror, str] | None:
+def mirrored(image: ContainerImage, policy: Policy, cluster: ClusterFacts) -> tuple[Mirror, str] | None:
     """The first rule that applies (in the image's namespace) and the image string it rewrites to.
 
-    None: no rule applies, the image already names a mirror, or the rewritten name would be invalid (see
-    `plan`, which reports that case). The tag and digest are kept exactly as written: an implicit tag stays
-    implicit, a tag beside a digest stays.
+    None: no rule applies, the image already names a mirror, the rewritten name would be invalid, or whether the
+    rule applies depends on namespace labels nobody knows (see `plan`, which reports those cases). The tag and
+    digest are kept exactly as written: an implicit tag stays implicit, a tag beside a digest stays.
     """
-    hit = _rule_for(image, policy)
-    if hit is None or not hit[1]:
+    hit = _rule_for(image, policy, cluster)
+    if hit is None or not hit[1] or not hit[2]:
         return None
-    return hit
+    return hit[0], hit[1]
 
 
-def _rule_for(image: ContainerImage, policy: Policy) -> tuple[Mirror, str] | None:
-    reference = image.reference
-    if reference is None or already_mirrored(image, policy):
-        return None
-    for rule in policy.mirrors:
-        if not rule.applies_in(image.pod.namespace):
-            continue
-        replaced = _matches(rule, reference.name, reference.domain)
-        if replaced is None:
-            continue
-        rewritten = rule.mirror + reference.name[len(replaced) :]
-        if reference.tag is not None:
-            rewritten += ":" + reference.tag
-        if reference.digest is not None:
-            rewritten += "@" + reference.digest
-        if not _valid_name(rewritten):
-            return rule, ""  # e.g. the mirror's path makes the name too long: keep the image, say why
-        return rule, rewritten
+def _rule_for(image: ContainerImage, policy: Policy, cluster: ClusterFacts) -> tuple[Mirror, str, bool] | None:
+    """The first rule matching the image whose namespaces include the image's, with its rewrite and True; or
+    the first matching rule whose namespace selector could not be evaluated, with False: a later rule cannot
+    be chosen while an earlier one may apply."""
+    namespace = image.pod.namespace
+    for rule, target in _routes(policy).targets(image):
+        applies = rule.applies_in(namespace, cluster.namespace_labels)
+        if applies is None:
+            return rule, target, False
+        if applies:
+            return rule, target, True
     return None
 
 
-def candidates(workload: Workload, policy: Policy) -> list[str]:
-    """Rewritten images whose availability on the mirror must be verified before rewriting."""
-    found = (mirrored(image, policy) for image in workload.images)
-    return sorted({target for hit in found if hit is not None and hit[0].verify for target in [hit[1]]})
+class _Routes:
+    """One policy's rules, with what each image string rewrites to remembered: a review plans each image several
+    times (lookups, plan, patch), and reviews repeat the same few images."""
+
+    MEMORY = 8192  # image strings remembered per policy; forgotten all at once when full
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy  # held, so the id keying _ROUTES is never reused while this entry lives
+        self._targets: dict[str, tuple[tuple[Mirror, str], ...]] = {}
+
+    def targets(self, image: ContainerImage) -> tuple[tuple[Mirror, str], ...]:
+        """Every rule that matches the image, in policy order, with its rewrite ("" if the name would be
+        invalid); namespaces are not considered here."""
+        found = self._targets.get(image.image)
+        if found is None:
+            if len(self._targets) >= self.MEMORY:
+                self._targets.clear()
+            found = self._targets[image.image] = self._match(image)
+        return found
+
+    def _match(self, image: ContainerImage) -> tuple[tuple[Mirror, str], ...]:
+        reference = image.reference
+        if reference is None or already_mirrored(image, self.policy):
+            return ()
+        found: list[tuple[Mirror, str]] = []
+        for rule in self.policy.mirrors:
+            replaced = _matches(rule, reference.name, reference.domain)
+            if replaced is None:
+                continue
+            rewritten = rule.mirror + reference.name[len(replaced) :]
+            if reference.tag is not None:
+                rewritten += ":" + reference.tag
+            if reference.digest is not None:
+                rewritten += "@" + reference.digest
+            # e.g. the mirror's path makes the name too long: keep the image, say why
+            found.append((rule, rewritten if _valid_name(rewritten) else ""))
+        return tuple(found)
 
 
-def private_checks(workload: Workload, policy: Policy) -> list[ContainerImage]:
-    """Source images whose rule keeps private images: the webhook asks the source with the pod's credentials."""
-    return [
-        image
-        for image in workload.images
-        if (hit := mirrored(image, policy)) is not None and hit[0].private_images == "deny"
-    ]
+_ROUTES: dict[int, _Routes] = {}  # by id(policy): a policy lives until it is replaced by a reload
+
+
+def _routes(policy: Policy) -> _Routes:
+    routes = _ROUTES.get(id(policy))
+    if routes is None or routes.policy is not policy:
+        if len(_ROUTES) >= 8:  # reloads replace the policy: keep the few most recent
+            _ROUTES.pop(next(iter(_ROUTES)))
+        routes = _ROUTES[id(policy)] = _Routes(policy)
+    return routes
 
 
 def _mirror_verdict(rule: Mirror, target: str, facts: Facts) -> tuple[str, str] | None:
@@ -254,18 +289,32 @@ def _source_verdict(image: ContainerImage, rule: Mirror, target: str, facts: Fac
     return None
 
 
+def opt_out(meta: ObjectMeta | None, cluster: ClusterFacts) -> str:
+    """Why the object's images must not be rewritten ("" when nothing says so): the opt-out annotation on the
+    object or its pod template, or the opt-out label on its namespace."""
+    if meta is not None and meta.opted_out:
+        return f'annotation {OPT_OUT}: "false"'
+    labels = cluster.namespace_labels
+    if labels is not None and labels.get(OPT_OUT, "").strip().lower() == "false":
+        return f'namespace label {OPT_OUT}: "false"'
+    return ""
+
+
 def plan(workload: Workload, facts: Facts, policy: Policy, meta: ObjectMeta | None = None) -> tuple[MirrorOutcome, ...]:
     """Each image a rule applies to, rewritten or kept with the reason."""
-    opted_out = meta is not None and meta.opted_out
+    opted_out = opt_out(meta, facts.cluster)
     outcomes: list[MirrorOutcome] = []
     for image in workload.images:
-        hit = _rule_for(image, policy)
+        hit = _rule_for(image, policy, facts.cluster)
         if hit is None:
             continue
-        rule, target = hit
+        rule, target, known = hit
         verdict: tuple[str, str] | None
         if opted_out:
-            verdict = OPTED_OUT, f'annotation {OPT_OUT}: "false"'
+            verdict = OPTED_OUT, opted_out
+        elif not known:
+            namespace = image.pod.namespace
+            verdict = NAMESPACE_UNKNOWN, f"the rule selects namespaces by label and namespace {namespace}'s are unknown"
         elif not target:
             verdict = INVALID, f"its name would not be a valid reference on mirror {rule.mirror}"
         else:
@@ -286,29 +335,30 @@ def rewrites(
 def patch_for(outcomes: tuple[MirrorOutcome, ...], meta: ObjectMeta | None) -> tuple[PatchOperation, ...]:
     """`test` then `replace` for each rewrite, then the annotation with every original (merged with one already
     there, so a reinvocation or an update keeps what the first rewrite recorded)."""
-    done = [o for o in outcomes if o.rewritten]
-    if not done:
+    if not any(o.rewritten for o in outcomes):
         return ()
     operations: list[PatchOperation] = []
-    for o in done:
-        operations.append(PatchOperation(op="test", path=o.container.pointer, value=o.container.image))
-        operations.append(PatchOperation(op="replace", path=o.container.pointer, value=o.target))
     meta = meta or ObjectMeta()
     originals = _recorded(meta.annotations)
     for o in outcomes:
+        container = o.container
         if o.rewritten:
-            originals[o.container.display_path] = o.container.image
+            operations.append(PatchOperation("test", container.pointer, container.image))
+            operations.append(PatchOperation("replace", container.pointer, o.target))
+            originals[container.display_path] = container.image
         else:
-            originals.pop(o.container.display_path, None)  # the image there is now the one written
-    text = json.dumps(originals, sort_keys=True, separators=(",", ":"))
-    key = ORIGINAL_IMAGES.replace("~", "~0").replace("/", "~1")
+            originals.pop(container.display_path, None)  # the image there is now the one written
+    text = orjson.dumps(originals, option=orjson.OPT_SORT_KEYS).decode()  # compact, keys sorted: a stable text
     if meta.annotations is not None:
-        operations.append(PatchOperation(op="add", path=f"/metadata/annotations/{key}", value=text))
+        operations.append(PatchOperation("add", _ORIGINAL_IMAGES_POINTER, text))
     elif meta.has_metadata:
-        operations.append(PatchOperation(op="add", path="/metadata/annotations", value={ORIGINAL_IMAGES: text}))
+        operations.append(PatchOperation("add", "/metadata/annotations", {ORIGINAL_IMAGES: text}))
     else:
-        operations.append(PatchOperation(op="add", path="/metadata", value={"annotations": {ORIGINAL_IMAGES: text}}))
+        operations.append(PatchOperation("add", "/metadata", {"annotations": {ORIGINAL_IMAGES: text}}))
     return tuple(operations)
+
+
+_ORIGINAL_IMAGES_POINTER = "/metadata/annotations/" + ORIGINAL_IMAGES.replace("~", "~0").replace("/", "~1")
 
 
 def _recorded(annotations: Mapping[str, Any] | None) -> dict[str, str]:
@@ -332,14 +382,15 @@ def skip_findings(outcomes: tuple[MirrorOutcome, ...]) -> tuple[JudgedFinding, .
             continue
         reference = o.container.reference
         shown = str(reference) if reference is not None else o.container.image
-        reason = Reason.UNVERIFIED if o.outcome == MIRROR_UNKNOWN else Reason.ERR_IMAGE_PULL
+        unknown = o.outcome in (MIRROR_UNKNOWN, NAMESPACE_UNKNOWN)
+        reason = Reason.UNVERIFIED if unknown else Reason.ERR_IMAGE_PULL
         finding = Finding(
             check=CHECK,
             container=o.container,
             reason=reason,
             message=f"kept {shown}: {o.detail}",
             hint="it is pulled from its source",
-            unknown=o.outcome == MIRROR_UNKNOWN,
+            unknown=unknown,
             advisory=True,
         )
         judged.append(JudgedFinding(finding, Mode.WARN, denies=False))

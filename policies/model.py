@@ -10,10 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.platforms import Platform
 from policies.reference import InvalidReference, Reference, parse_docker_ref, parse_normalized
+
+if TYPE_CHECKING:  # policies.credentials builds on this module
+    from policies.credentials import PodCredentials
 
 # Reviews repeat the same few images endlessly; a Reference is immutable, so parse each string once.
 _parse = lru_cache(maxsize=8192)(parse_normalized)
@@ -41,6 +44,18 @@ class Reason(StrEnum):
     SECRET_IGNORED = "FailedToRetrieveImagePullSecret"  # noqa: S105 - the kubelet's event reason, not a secret
     NOT_REPRODUCIBLE = "NotReproducible"  # a floating tag: pulls succeed, but not always the same image
     UNVERIFIED = "Unverified"  # the outcome could not be established in time
+
+
+class CheckName(StrEnum):
+    """The checks, as the policy's `checks:` table and the findings name them (policies/checks has one module
+    per check, and ALL_CHECKS lists them in report order)."""
+
+    REFERENCE = "reference"
+    LATEST_TAG = "latestTag"
+    IMAGE_EXISTS = "imageExists"
+    PULL_SECRETS = "pullSecrets"
+    ARCHITECTURE = "architecture"
+    NEVER_PULL = "neverPull"
 
 
 class ContainerKind(StrEnum):
@@ -229,6 +244,7 @@ class ClusterFacts:
     # does not hold is then unknown ("could not verify"), never "does not exist".
     secrets_complete: bool = True
     nodes: tuple[NodeFacts, ...] = ()
+    namespace_labels: Mapping[str, str] | None = None  # the workload's namespace's labels (None: unknown)
     max_node_images: int = 50  # the kubelet's --node-status-max-images default: a full list may be cut
 
 
@@ -246,6 +262,9 @@ class Facts:
     images: Mapping[str, ImageFacts] = field(default_factory=dict)
     mirror_serves: Mapping[str, bool | None] = field(default_factory=dict)
     cluster: ClusterFacts = NO_CLUSTER
+    # The pod's pull secrets as the kubelet reads them, parsed once per review by the plan (None: not parsed
+    # yet, or no cluster view; see policies.credentials.credentials_for).
+    credentials: PodCredentials | None = None
 
     def image(self, container: ContainerImage) -> ImageFacts | None:
         key = container.pull_reference

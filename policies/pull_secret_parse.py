@@ -13,10 +13,12 @@ keep both modules small; policies.keyring re-exports them.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final, NoReturn
 
 SECRET_TYPE_DOCKERCFG: Final = "kubernetes.io/dockercfg"  # noqa: S105 - a type name, not a password
@@ -118,6 +120,16 @@ class Credential:
     def basic_auth(self) -> str:
         """base64("username:password"), the docker `auth` / HTTP Basic form."""
         return encode_auth_field(self.username, self.password)
+
+    @cached_property
+    def identity(self) -> str:
+        """Stable, non-reversible: keys caches without keeping the secret in the key."""
+        return hashlib.sha256(f"{self.username}\0{self.password}".encode()).hexdigest()[:24]
+
+    @property
+    def origin(self) -> str:
+        """Where it came from, for messages: "secret shop/regcred" ("" when not known)."""
+        return f"secret {self.source.namespace}/{self.source.name}" if self.source is not None else ""
 
     def __repr__(self) -> str:
         return (

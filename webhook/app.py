@@ -17,13 +17,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from policies.mirrors import MutateDecision
+from policies.plan import Side
 from policies.render import finding_line
 from webhook.admission import ProtocolError
 from webhook.facts import FactGatherer
 from webhook.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, clip
 from webhook.logs import review_line
 from webhook.metrics import Metrics
-from webhook.pipeline import Endpoint, Outcome, PolicyConfigMap, review_body
+from webhook.pipeline import Outcome, PolicyConfigMap, mutate_body, validate_body
 from webhook.policy_source import PolicyHolder
 
 log = logging.getLogger("pullguard.review")
@@ -103,9 +104,10 @@ class AdmissionFastPath:
         try:
             body = await _read_body(scope, receive)
             service = self.service
-            outcome = await review_body(
-                body, service.holder.policy, service.gatherer, endpoint, service.policy_configmap
-            )
+            if endpoint is Side.VALIDATE:
+                outcome = await validate_body(body, service.holder.policy, service.gatherer, service.policy_configmap)
+            else:
+                outcome = await mutate_body(body, service.holder.policy, service.gatherer)
         except ProtocolError as exc:
             self.service.metrics.requests.labels(endpoint, "", "error").inc()
             error = clip(str(exc), 2 * MAX_ECHO_CHARS)  # messages quote at most MAX_ECHO_CHARS of a value
@@ -121,7 +123,7 @@ class AdmissionFastPath:
         await _respond(send, 200, orjson.dumps(outcome.answer))
 
 
-_ENDPOINTS: dict[str, Endpoint] = {"/validate": "validate", "/mutate": "mutate"}
+_ENDPOINTS = {"/validate": Side.VALIDATE, "/mutate": Side.MUTATE}
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:
@@ -149,7 +151,7 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _record(metrics: Metrics, endpoint: Endpoint, outcome: Outcome, elapsed: float) -> None:
+def _record(metrics: Metrics, endpoint: Side, outcome: Outcome, elapsed: float) -> None:
     kind = outcome.review.kind if outcome.workload is not None else ""
     label = outcome.label
     metrics.observe_review(endpoint, kind, label, elapsed)

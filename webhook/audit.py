@@ -25,7 +25,7 @@ import os
 import socket
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kubernetes import client
@@ -34,10 +34,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from policies.config import Policy
 from policies.decide import decide
 from policies.model import ImageFacts
+from policies.plan import Lookup
 from webhook.audit_lease import Lease
 from webhook.audit_reports import GROUP, MANAGED_BY, PLURAL, REPORT_NAME, VERSION, AuditedWorkload, report, same_results
-from webhook.facts import FactGatherer, Lookup
-from webhook.registry.auth import Credential
+from webhook.facts import FactGatherer
 from webhook.registry.client import RegistryClient
 from webhook.workloads import MalformedObjectError, extract
 
@@ -92,7 +92,7 @@ class _ThrottledGatherer(FactGatherer):
         self._bucket = bucket
 
     async def _fetch(  # type: ignore[override]
-        self, registry: RegistryClient, missing: dict[Lookup, tuple[Credential, ...]], policy: Policy
+        self, registry: RegistryClient, missing: Sequence[Lookup], policy: Policy
     ) -> dict[Lookup, ImageFacts]:
         await self._bucket.take(len(missing))  # before the review's budget starts, so waiting is no timeout
         return await FactGatherer._fetch(registry, missing, policy)

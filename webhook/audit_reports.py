@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from policies import render
 from policies.model import JudgedFinding, Mode
 
 GROUP, VERSION, PLURAL = "wgpolicyk8s.io", "v1alpha2", "policyreports"
@@ -61,8 +62,6 @@ def results(workload: AuditedWorkload, seconds: int) -> list[dict[str, Any]]:
     found = []
     for judged in workload.findings:
         finding, outcome = judged.finding, result_of(judged)
-        reference = finding.container.reference
-        hint = finding.hint.replace("<registry>", reference.domain) if reference is not None else finding.hint
         found.append(
             {
                 "source": SOURCE,
@@ -72,13 +71,13 @@ def results(workload: AuditedWorkload, seconds: int) -> list[dict[str, Any]]:
                 "severity": _SEVERITY[outcome],
                 "result": outcome,
                 "scored": True,
-                "message": f"{finding.message}: {hint}",
+                "message": render.sentence(finding),
                 "timestamp": {"seconds": seconds, "nanos": 0},
                 "resources": [resource],
                 "properties": {
                     "container": finding.container.display_path,
                     "image": finding.container.image,
-                    "fix": hint,
+                    "fix": render.fix(finding),
                 },
             }
         )

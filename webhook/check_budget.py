@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
 from policies.config import Policy
 from policies.model import ImageFacts, LookupStatus
+from policies.plan import Lookup
 from webhook.check_progress import Progress
-from webhook.facts import FactGatherer, Lookup
+from webhook.facts import FactGatherer
 from webhook.kube.view import ClusterView
-from webhook.registry.auth import Credential
 from webhook.registry.client import RegistryClient
 
 _OWN_TIMEOUT = re.compile(r"no answer within [0-9.]+(?:e[+-]?[0-9]+)?s\b")  # the client's words for its deadline
@@ -43,19 +44,19 @@ class BudgetedGatherer(FactGatherer):
         self.progress = progress
 
     async def _fetch(  # type: ignore[override]  # an instance method here: it needs the deadline
-        self, registry: RegistryClient, missing: dict[Lookup, tuple[Credential, ...]], policy: Policy
+        self, registry: RegistryClient, missing: Sequence[Lookup], policy: Policy
     ) -> dict[Lookup, ImageFacts]:
         loop = asyncio.get_running_loop()
         remaining = self.deadline - loop.time()
         detail = f"no answer within the run's --timeout budget of {self.budget:g}s"
         if remaining <= 0:
-            return {key: _timed_out(key[1], detail) for key in missing}
+            return {key: _timed_out(key.reference, detail) for key in missing}
         # Not validated (the policy caps timeoutSeconds at 30 for the webhook): this is the run's remaining time.
         config = policy.registry.model_copy(update={"timeout_seconds": remaining})
         progress = self.progress
         tasks: dict[Lookup, asyncio.Task[ImageFacts]] = {}
-        for key, credentials in missing.items():
-            task = asyncio.create_task(registry.lookup(key[1], credentials, config))
+        for key in missing:
+            task = asyncio.create_task(registry.lookup(key.reference, key.credentials, config))
             if progress is not None:
                 progress.lookup_started()
                 task.add_done_callback(lambda _: progress.lookup_done())
@@ -70,7 +71,7 @@ class BudgetedGatherer(FactGatherer):
                 results[key] = facts
                 continue
             task.cancel()
-            results[key] = _timed_out(key[1], detail)
+            results[key] = _timed_out(key.reference, detail)
         return results
 
 

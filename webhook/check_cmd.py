@@ -20,6 +20,8 @@ from policies.config import DEFAULT_POLICY, Policy, PolicyError
 from policies.decide import decide, mutate
 from policies.mirrors import MirrorOutcome, object_meta
 from policies.model import ContainerImage, Decision, JudgedFinding, Workload
+from policies.plan import Side
+from policies.render import mirror_outcome_text
 from webhook.check_budget import BudgetedGatherer
 from webhook.check_inventory import Inventory, take_stock
 from webhook.check_progress import Progress
@@ -143,7 +145,7 @@ async def _judge_all(
     async def judge(document: Document, workload: Workload) -> tuple[Decision, tuple[str, ...]]:
         kept: tuple[JudgedFinding, ...] = ()
         if options.mutate:  # as the API server runs them: mutating webhooks, then validating ones
-            mutated = mutate(workload, await gatherer.gather(workload, policy, images=False), policy,
+            mutated = mutate(workload, await gatherer.gather(workload, policy, Side.MUTATE), policy,
                              object_meta(document.body, workload))  # fmt: skip
             outcomes[id(document)] = mutated.mirror_outcomes
             workload, kept = rewritten(workload, mutated.mirror_outcomes), mutated.findings
@@ -199,10 +201,7 @@ def _print_rewrites(document: Document, outcomes: tuple[MirrorOutcome, ...]) -> 
     for o in outcomes:
         line, _ = document.position(o.container.pointer)
         where = f"{document.source}:{line}: {o.container.display_path}"
-        if o.rewritten:
-            print(f"pullguard check: {where}: rewrite {o.container.image} -> {o.target}", file=sys.stderr)
-        else:
-            print(f"pullguard check: {where}: kept {o.container.image} ({o.outcome}): {o.detail}", file=sys.stderr)
+        print(f"pullguard check: {where}: {mirror_outcome_text(o)}", file=sys.stderr)
 
 
 def _progress(options: CheckOptions, workloads: int) -> Progress | None:

@@ -1,5 +1,6 @@
 """What `pullguard check` found and what it did: findings at the line of their `image:`, every object accounted
-for, and the table and JSON renderings of both (SARIF: webhook/check_sarif.py)."""
+for, and the table and JSON renderings of both (SARIF: webhook/check_sarif.py). The text of a finding is
+policies/render.py's, as in every other output."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from policies import render
 from policies.model import Finding, JudgedFinding, Workload
 from webhook.check_inventory import Inventory, Skipped
 from webhook.check_secrets import HINT as UNVERIFIABLE_HINT
@@ -112,14 +114,6 @@ class Report:
         }
 
 
-def problem(finding: Finding) -> str:
-    """The message without the container and image it starts with: the table has columns for those."""
-    label = finding.container.label
-    if finding.message.startswith(label):
-        return finding.message[len(label) :].lstrip(": ")
-    return finding.message
-
-
 def _record(result: Result) -> dict[str, Any]:
     finding = result.finding
     return {
@@ -131,8 +125,8 @@ def _record(result: Result) -> dict[str, Any]:
         "container": finding.container.name,
         "image": finding.container.image,
         "reason": str(finding.reason),
-        "message": finding.message,
-        "hint": finding.hint,
+        "message": render.problem(finding),
+        "hint": render.fix(finding),
         "denies": result.judged.denies,
         "path": finding.container.display_path,
         "file": result.document.source,
@@ -172,7 +166,7 @@ def render_table(report: Report) -> str:
             _object(r.workload.kind, r.workload.namespace, r.workload.name),
             r.finding.container.name,
             r.finding.container.image,
-            f"{problem(r.finding)}; fix: {r.finding.hint}",
+            render.table_cell(r.finding),
         )
         for r in report.results
     ]

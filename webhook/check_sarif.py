@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import orjson
 
+from policies import render
 from policies.checks import ALL_CHECKS
 from webhook.check_inventory import Skipped
 from webhook.check_report import Report, Result
@@ -67,7 +68,7 @@ RULES: dict[str, tuple[str, str, str]] = {
         "set imagePullPolicy: IfNotPresent.",
     ),
 }
-_RULE_INDEX = {name: index for index, (name, _) in enumerate(ALL_CHECKS)}
+_RULE_INDEX: dict[str, int] = {spec.name: index for index, spec in enumerate(ALL_CHECKS)}
 
 
 def render_sarif(report: Report) -> str:
@@ -77,7 +78,7 @@ def render_sarif(report: Report) -> str:
             "driver": {
                 "name": "pullguard",
                 "version": version(),
-                "rules": [_rule(name) for name, _ in ALL_CHECKS],
+                "rules": [_rule(spec.name) for spec in ALL_CHECKS],
             }
         },
         "originalUriBaseIds": {SRCROOT: {"uri": Path.cwd().as_uri() + "/"}},
@@ -115,7 +116,7 @@ def _result(result: Result) -> dict[str, Any]:
         "ruleId": finding.check,
         "ruleIndex": _RULE_INDEX.get(finding.check, 0),
         "level": "error" if result.judged.denies else "warning",
-        "message": {"text": f"{finding.message}. Fix: {finding.hint}"},
+        "message": {"text": render.sarif_text(finding)},
         "locations": [_location(result.document.source, result.line, result.column)],
         "properties": {
             "reason": str(finding.reason),

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies import render
 from webhook.explain_pods import SANDBOX, FailingContainer
 from webhook.explain_verdict import Verdict
 
@@ -126,8 +127,8 @@ def _container_json(report: ContainerReport) -> dict[str, Any]:
             {
                 "check": f.check,
                 "reason": str(f.reason),
-                "message": f.message,
-                "hint": f.hint,
+                "message": render.problem(f),
+                "hint": render.fix(f),
                 "unknown": f.unknown,
                 "advisory": f.advisory,
             }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from policies import render
 from policies.model import ContainerKind, Decision, Finding, ImageFacts, LookupStatus
 from policies.platforms import format as format_platform
 from policies.pull_errors import REPRODUCED_BY, PullErrorClass
@@ -82,7 +83,7 @@ def judge(
     fix = error.fix(node=node, image=failing.image)
     findings = findings_for(decision, failing)
     evidence = facts_evidence(facts)
-    evidence += [f"{f.check}: {f.message}" for f in findings[1:]]
+    evidence += [f"{f.check}: {render.problem(f)}" for f in findings[1:]]
     if error.klass is PullErrorClass.NO_SPACE:
         where = f" (node {node})" if node else ""
         return Verdict("node", f"{error.summary}{where}", fix, tuple(evidence), findings)
@@ -93,13 +94,12 @@ def judge(
         definite += [f for f in findings if f.check == "neverPull" and f.advisory and _names(node, f.message)]
     if definite:
         first = definite[0]
-        hint = first.hint
-        if first.container.reference is not None:  # the secret's key is the registry host the image names
-            hint = hint.replace("<registry>", first.container.reference.domain)
-        return Verdict("confirmed", first.message, hint, tuple(evidence), findings)
+        return Verdict("confirmed", render.problem(first), render.fix(first), tuple(evidence), findings)
     if facts is not None and facts.status in REPRODUCED_BY.get(error.klass, frozenset()):
         same = next((f for f in findings if f.check == "imageExists"), None)
-        cause = same.message if same is not None else f"registry {facts.registry}: {facts.status} ({facts.detail})"
+        cause = (
+            render.problem(same) if same is not None else f"registry {facts.registry}: {facts.status} ({facts.detail})"
+        )
         return Verdict("confirmed", f"pullguard sees the same from here: {cause}", fix, tuple(evidence), findings)
     unknown = [f for f in findings if f.unknown or f.advisory]
     if facts is not None and facts.status is LookupStatus.EXISTS:
@@ -112,7 +112,7 @@ def judge(
         if error.registry_side or error.klass is PullErrorClass.UNKNOWN:
             return Verdict("notReproduced", DIFFERS, fix, tuple(evidence), findings)
     if unknown:
-        cause = f"{error.summary}; pullguard could not verify it from here: {unknown[0].message}"
+        cause = f"{error.summary}; pullguard could not verify it from here: {render.problem(unknown[0])}"
         return Verdict("unverified", cause, fix, tuple(evidence), findings)
     return Verdict(
         "unverified", f"{error.summary} (pullguard found nothing to confirm it)", fix, tuple(evidence), findings

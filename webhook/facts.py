@@ -12,20 +12,14 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from policies import mirrors
 from policies.config import Policy
-from policies.credentials import pod_credentials
-from policies.keyring import repo_to_pull
-from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Mode, Workload
-from policies.pull_secret_parse import Credential as PullCredential
+from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
+from policies.plan import Lookup, LookupKind, Side, plan
 from webhook.kube.view import ClusterView
-from webhook.registry.auth import Credential
 from webhook.registry.client import RegistryClient
 
 DEADLINE_MARGIN_SECONDS = 0.25  # beyond the lookup timeout: the lookup reports its own timeout first
 CONFIRM_SECONDS = 1.0  # a cache miss on a Secret is confirmed at the API server, at most this long
-REGISTRY_CHECKS = ("imageExists", "architecture", "pullSecrets")
-Lookup = tuple[str, str]  # ("image" | "mirror", pull reference)
 
 
 def cluster_facts(view: ClusterView | None, workload: Workload) -> ClusterFacts:
@@ -42,14 +36,8 @@ def cluster_facts(view: ClusterView | None, workload: Workload) -> ClusterFacts:
         service_account=account,
         secrets=secrets,
         nodes=view.nodes(),
+        namespace_labels=view.namespace_labels(workload.namespace),
         secrets_complete=view.secrets_complete,
-    )
-
-
-def _registry_credentials(credentials: Sequence[PullCredential]) -> tuple[Credential, ...]:
-    return tuple(
-        Credential(c.username, c.password, f"secret {c.source.namespace}/{c.source.name}" if c.source else "")
-        for c in credentials
     )
 
 
@@ -60,36 +48,36 @@ class FactGatherer:
         self.registry = registry
         self.cluster = cluster
 
-    async def gather(self, workload: Workload, policy: Policy, *, images: bool = True) -> Facts:
-        """`images=False` (the mutating side) looks up only the mirror targets it may rewrite to."""
+    async def gather(self, workload: Workload, policy: Policy, side: Side = Side.VALIDATE) -> Facts:
+        """Run the core's plan for `side`: the validating side looks up the images its checks need, the mutating
+        side the mirror targets it may rewrite to (and the sources whose rule keeps private images)."""
         if policy.excludes(workload.namespace):
             return Facts()
         cluster = cluster_facts(self.cluster, workload)
         if self.cluster is not None and any(secret is None for secret in cluster.secrets.values()):
             cluster = await self._confirm_missing(self.cluster, workload.namespace, cluster, policy)
-        if self.registry is None:
-            return Facts(cluster=cluster)
-        wanted = any(policy.mode_for(check, workload.namespace) is not Mode.OFF for check in REGISTRY_CHECKS)
-        needed = _image_lookups(workload, cluster) if wanted and images else {}
-        needed |= _mirror_lookups(workload, cluster, policy, images=images)
+        planned = plan(workload, cluster, policy, side)
+        if self.registry is None or not planned.lookups:
+            return Facts(cluster=cluster, credentials=planned.credentials)
         results: dict[Lookup, ImageFacts] = {}
-        missing: dict[Lookup, tuple[Credential, ...]] = {}
-        for key, credentials in needed.items():
-            hit = self.registry.cached(key[1], credentials, policy.registry)
+        missing: list[Lookup] = []
+        for lookup in planned.lookups:
+            hit = self.registry.cached(lookup.reference, lookup.credentials, policy.registry)
             if hit is not None:
-                results[key] = hit
+                results[lookup] = hit
             else:
-                missing[key] = credentials
+                missing.append(lookup)
         if missing:
             results |= await self._fetch(self.registry, missing, policy)
         return Facts(
             cluster=cluster,
+            credentials=planned.credentials,
             # The mirror targets' facts too (keyed by the rewritten image): why a rewrite was kept.
-            images={ref: facts for (kind, ref), facts in results.items() if kind == "image" or not images},
+            images={lookup.reference: facts for lookup, facts in results.items()},
             mirror_serves={
-                ref: (True if f.status is LookupStatus.EXISTS else False if f.status.definite else None)
-                for (kind, ref), f in results.items()
-                if kind == "mirror"
+                lookup.reference: (True if f.status is LookupStatus.EXISTS else False if f.status.definite else None)
+                for lookup, f in results.items()
+                if lookup.kind is LookupKind.MIRROR
             },
         )
 
@@ -108,60 +96,23 @@ class FactGatherer:
         return replace(cluster, secrets={**cluster.secrets, **dict(zip(missing, found, strict=True))})
 
     @staticmethod
-    async def _fetch(
-        registry: RegistryClient, missing: dict[Lookup, tuple[Credential, ...]], policy: Policy
-    ) -> dict[Lookup, ImageFacts]:
+    async def _fetch(registry: RegistryClient, missing: Sequence[Lookup], policy: Policy) -> dict[Lookup, ImageFacts]:
         budget = policy.registry.timeout_seconds
         tasks = {
-            key: asyncio.ensure_future(registry.lookup(key[1], credentials, policy.registry))
-            for key, credentials in missing.items()
+            lookup: asyncio.ensure_future(registry.lookup(lookup.reference, lookup.credentials, policy.registry))
+            for lookup in missing
         }
         await asyncio.wait(tasks.values(), timeout=budget + DEADLINE_MARGIN_SECONDS)
         results: dict[Lookup, ImageFacts] = {}
-        for (kind, reference), task in tasks.items():
+        for lookup, task in tasks.items():
             if task.done() and not task.cancelled() and task.exception() is None:
-                results[(kind, reference)] = task.result()
+                results[lookup] = task.result()
                 continue
             task.cancel()  # the shared lookup itself is shielded and still fills the cache
             detail = f"no answer within the review's {budget:g}s budget"
-            results[(kind, reference)] = ImageFacts(reference, LookupStatus.TIMEOUT, _domain(reference), detail=detail)
+            reference = lookup.reference
+            results[lookup] = ImageFacts(reference, LookupStatus.TIMEOUT, _domain(reference), detail=detail)
         return results
-
-
-def _image_lookups(workload: Workload, cluster: ClusterFacts) -> dict[Lookup, tuple[Credential, ...]]:
-    """Each distinct pull reference once, with the credentials the kubelet would send."""
-    credentials = pod_credentials(workload.images[0].pod, cluster) if cluster.known else None
-    lookups: dict[Lookup, tuple[Credential, ...]] = {}
-    for image in workload.images:
-        reference = image.pull_reference
-        if reference is None or ("image", reference) in lookups or image.pull_policy == "Never":
-            continue  # an image never pulled is never looked up: its registry does not matter
-        found = credentials.for_image(image) if credentials is not None else []
-        lookups[("image", reference)] = _registry_credentials(found)
-    return lookups
-
-
-def _mirror_lookups(
-    workload: Workload, cluster: ClusterFacts, policy: Policy, *, images: bool
-) -> dict[Lookup, tuple[Credential, ...]]:
-    """Each mirror target with the credentials the kubelet would send for the *rewritten* reference (the pod's
-    secrets matched to the mirror's host by the keyring rules); on the mutating side also each source image
-    whose rule keeps private images, with the pod's credentials for the source."""
-    if not policy.mirrors or not workload.images:
-        return {}
-    credentials = pod_credentials(workload.images[0].pod, cluster) if cluster.known else None
-
-    def matched(reference: str) -> tuple[Credential, ...]:
-        return _registry_credentials(credentials.keyring.lookup(repo_to_pull(reference)) if credentials else [])
-
-    lookups: dict[Lookup, tuple[Credential, ...]] = {
-        ("mirror", target): matched(target) for target in mirrors.candidates(workload, policy)
-    }
-    if not images:
-        for image in mirrors.private_checks(workload, policy):
-            if image.pull_reference is not None:
-                lookups[("image", image.pull_reference)] = matched(image.image)
-    return lookups
 
 
 def _domain(reference: str) -> str:

@@ -112,6 +112,7 @@ class Metrics:
         self._review_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._finding_children: dict[tuple[str, str, str], Any] = {}
         self._cache_children: dict[str, Any] = {}
+        self._mirror_children: dict[tuple[str, str], Any] = {}
 
     def track_readiness(self, probe: Callable[[], list[str]]) -> None:
         """Export `pullguard_ready` (1 ready, 0 not) from `probe`, which names what keeps the service from being
@@ -134,7 +135,11 @@ class Metrics:
         child.inc()
 
     def count_mirror(self, mirror: str, outcome: str) -> None:
-        self.mirror_rewrites.labels(mirror, outcome).inc()  # mirrors are the policy's few; outcomes a fixed set
+        key = (mirror, outcome)  # mirrors are the policy's few; outcomes a fixed set
+        child = self._mirror_children.get(key)
+        if child is None:
+            child = self._mirror_children[key] = self.mirror_rewrites.labels(*key)
+        child.inc()
 
     def count_finding(self, check: str, reason: str, mode: str) -> None:
         key = (check, reason, mode)

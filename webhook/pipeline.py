@@ -1,6 +1,7 @@
-"""One review, one direction: envelope -> images -> facts -> pure decision -> response.
+"""One review, one direction: envelope -> images -> plan and facts -> pure decision -> response.
 
-The HTTP routes' path; `pullguard check` uses the same facts and decisions (FactGatherer, policies.decide).
+`validate_body` and `mutate_body` are the HTTP routes' entries; `pullguard check` uses the same facts and
+decisions (FactGatherer, policies.decide).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import lru_cache, partial
-from typing import Any, Literal, TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from policies.config import Policy
-from policies.decide import decide, mutate
+from policies.decide import allowed_unchecked, decide, mutate
 from policies.mirrors import MutateDecision, object_meta
 from policies.model import Decision, Facts, Workload
+from policies.plan import Side
 from webhook.admission import (
     ProtocolError,
     Review,
@@ -29,9 +31,9 @@ from webhook.admission import (
 )
 from webhook.facts import FactGatherer
 from webhook.limits import OFFLOAD_BODY_BYTES, OFFLOAD_IMAGES, clip
+from webhook.patch_check import patch_problem
 from webhook.wire import AdmissionReviewResponse
 
-Endpoint = Literal["validate", "mutate"]
 log = logging.getLogger("pullguard.review")
 T = TypeVar("T")
 # Large reviews are parsed and judged here, off the event loop; two at a time, the rest queue.
@@ -61,35 +63,48 @@ async def judge(
     workload: Workload,
     policy: Policy,
     gatherer: FactGatherer,
-    endpoint: Endpoint,
+    side: Side,
     *,
     offload: bool = False,
     document: Mapping[str, Any] | None = None,
 ) -> Decision:
     """`document` is the raw object: the mutating side reads its annotations (opt-out, originals recorded)."""
-    facts = await gatherer.gather(workload, policy, images=endpoint == "validate")
+    facts = await gatherer.gather(workload, policy, side)
     if offload:
-        return await _in_worker(_decide, workload, facts, policy, endpoint, document)
-    return _decide(workload, facts, policy, endpoint, document)
+        return await _in_worker(_DECIDERS[side], workload, facts, policy, document)
+    return _DECIDERS[side](workload, facts, policy, document)
 
 
-def _decide(
-    workload: Workload, facts: Facts, policy: Policy, endpoint: Endpoint, document: Mapping[str, Any] | None = None
-) -> Decision:
-    if endpoint == "validate":
-        return decide(workload, facts, policy)
+def _validate(workload: Workload, facts: Facts, policy: Policy, document: Mapping[str, Any] | None) -> Decision:
+    return decide(workload, facts, policy)
+
+
+def _mutate(workload: Workload, facts: Facts, policy: Policy, document: Mapping[str, Any] | None) -> Decision:
     return mutate(workload, facts, policy, object_meta(document, workload))
 
 
+_DECIDERS = {Side.VALIDATE: _validate, Side.MUTATE: _mutate}
 PolicyConfigMap = tuple[str, str, str]  # namespace, name, key: the ConfigMap `serve` reads its policy from
 
 
-async def review_body(
+async def validate_body(
+    body: bytes, policy: Policy, gatherer: FactGatherer, policy_configmap: PolicyConfigMap | None = None
+) -> Outcome:
+    """The validating webhook: the checks' findings, and the policy ConfigMap's own validation."""
+    return await _review_body(body, policy, gatherer, Side.VALIDATE, policy_configmap)
+
+
+async def mutate_body(body: bytes, policy: Policy, gatherer: FactGatherer) -> Outcome:
+    """The mutating webhook: mirror rewrites as a JSON patch, and why any image was kept."""
+    return await _review_body(body, policy, gatherer, Side.MUTATE, None)
+
+
+async def _review_body(
     body: bytes,
     policy: Policy,
     gatherer: FactGatherer,
-    endpoint: Endpoint,
-    policy_configmap: PolicyConfigMap | None = None,
+    side: Side,
+    policy_configmap: PolicyConfigMap | None,
 ) -> Outcome:
     """Raises ProtocolError for a body that is not an answerable AdmissionReview.
 
@@ -108,17 +123,16 @@ async def review_body(
             raise ProtocolError("the review nests too deeply") from None
         offload = workload is not None and len(workload.images) > OFFLOAD_IMAGES
     if workload is None:
-        if policy_configmap is not None and review.kind == "ConfigMap" and endpoint == "validate":
+        if policy_configmap is not None and review.kind == "ConfigMap":
             namespace, name, key = policy_configmap
             if (review.namespace, review.name) == (namespace, name):
                 return Outcome(review, None, None, policy_verdict(review, key))
         return Outcome(review, None, None, allow(review))
     try:
-        decision = await judge(workload, policy, gatherer, endpoint, offload=offload, document=review.object)
+        decision = await judge(workload, policy, gatherer, side, offload=offload, document=review.object)
     except Exception:  # a bug of ours must not become a 500: answer as failurePolicy says
         log.exception("review failed", extra={"fields": {"uid": clip(review.uid), "kind": clip(review.kind)}})
-        allowed = policy.failure_policy == "open"
-        return Outcome(review, workload, None, unverified(review, allowed))
+        return Outcome(review, workload, None, unverified(review, allowed_unchecked(policy)))
     if offload:
         return await _in_worker(_answer, review, workload, decision)
     if decision.patch and not patch_applies(review, decision):
@@ -158,96 +172,11 @@ def without_patch(decision: Decision) -> Decision:
 
 
 def patch_applies(review: Review, decision: Decision) -> bool:
-    """A patch that does not apply fails the whole request at the API server: never send one.
-
-    The patch is applied, in order, to a copy of the object made only along the patched paths (a deep copy of the
-    whole object would cost time in proportion to its size, and recurse as deep as it nests). pullguard emits
-    only `test`, `replace` and `add`, which `_apply` does by RFC 6902 in a few microseconds; jsonpatch took 85 us
-    of a 250 us mutating review, so it stays the independent check in the tests (fuzz, mirror rewrites).
-    """
+    """A patch that does not apply fails the whole request at the API server: never send one."""
     operations = [{"op": p.op, "path": p.path, "value": p.value} for p in decision.patch]
-    problem = _apply(_copied_along(review.object or {}, operations), operations)
+    problem = patch_problem(review.object or {}, operations)
     if problem is not None:
         fields = {"uid": clip(review.uid), "error": clip(problem)}
         log.error("dropping a patch that does not apply", extra={"fields": fields})
         return False
     return True
-
-
-def _apply(document: dict[str, Any], operations: list[dict[str, Any]]) -> str | None:
-    """Apply `test`/`replace`/`add` operations in place (RFC 6902); the first that fails, described, or None."""
-    for operation in operations:
-        op, path, value = operation["op"], operation["path"], operation["value"]
-        if op not in ("test", "replace", "add"):
-            return f"{op} {path}: not an operation pullguard emits"
-        tokens = _tokens(path)
-        if tokens is None or not tokens:
-            return f"{op} {path}: not a pointer to a member"
-        parent: Any = document
-        for token in tokens[:-1]:
-            parent = _child(parent, token)
-            if parent is _MISSING:
-                return f"{op} {path}: no such path"
-        last = tokens[-1]
-        if isinstance(parent, dict):
-            if op in ("test", "replace") and last not in parent:
-                return f"{op} {path}: no such member"
-            if op == "test" and parent[last] != value:
-                return f"test {path}: the value differs"
-            if op in ("replace", "add"):
-                parent[last] = value
-        elif isinstance(parent, list) and last.isdecimal() and int(last) < len(parent) + (op == "add"):
-            index = int(last)
-            if op == "test" and parent[index] != value:
-                return f"test {path}: the value differs"
-            if op == "replace":
-                parent[index] = value
-            elif op == "add":
-                parent.insert(index, value)
-        elif isinstance(parent, list) and last == "-" and op == "add":
-            parent.append(value)
-        else:
-            return f"{op} {path}: no such member"
-    return None
-
-
-_MISSING = object()
-
-
-@lru_cache(maxsize=4096)  # the same few pointers in every review
-def _tokens(pointer: str) -> tuple[str, ...] | None:
-    if not pointer.startswith("/"):
-        return None
-    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
-
-
-def _child(node: Any, token: str) -> Any:
-    if isinstance(node, dict):
-        return node.get(token, _MISSING)
-    if isinstance(node, list) and token.isdecimal() and int(token) < len(node):
-        return node[int(token)]
-    return _MISSING
-
-
-def _copied_along(document: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
-    """A copy of `document` that shares everything but the objects and lists on the operations' paths."""
-    root = dict(document)
-    copies = {id(root)}
-    for operation in operations:
-        node: Any = root
-        for token in (_tokens(operation["path"]) or ())[:-1]:
-            if isinstance(node, dict) and token in node:
-                key: str | int = token
-            elif isinstance(node, list) and token.isdecimal() and int(token) < len(node):
-                key = int(token)
-            else:
-                break  # jsonpatch reports it
-            child = node[key]
-            if not isinstance(child, dict | list):
-                break
-            if id(child) not in copies:
-                child = dict(child) if isinstance(child, dict) else list(child)
-                copies.add(id(child))
-                node[key] = child
-            node = child
-    return root

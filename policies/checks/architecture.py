@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from policies.config import Policy
-from policies.model import ContainerImage, Facts, Finding, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
 from policies.platforms import Platform, format, matches, node_platform
 from policies.scheduling import platform_demand
 
-NAME = "architecture"
+NAME = CheckName.ARCHITECTURE
 
 
 def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:

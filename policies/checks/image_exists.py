@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from policies.config import Policy
-from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Mode, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Mode, Reason
 
-NAME = "imageExists"
+NAME = CheckName.IMAGE_EXISTS
 _AUTHORIZATION = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
 
 
@@ -20,7 +20,7 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     found = facts.image(image)
     if found is None or found.status in (LookupStatus.EXISTS, LookupStatus.NOT_CHECKED) or image.pull_policy == "Never":
         return ()  # with imagePullPolicy Never the registry is never asked (the neverPull check's business)
-    if found.status in _AUTHORIZATION and policy.mode_for("pullSecrets", image.pod.namespace) is not Mode.OFF:
+    if found.status in _AUTHORIZATION and policy.mode_for(CheckName.PULL_SECRETS, image.pod.namespace) is not Mode.OFF:
         return ()  # who may pull is the pullSecrets check's to explain
     message, hint = _explain(found)
     status = found.status

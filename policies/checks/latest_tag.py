@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
 from policies.config import Policy
-from policies.model import ContainerImage, Facts, Finding, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
 
-NAME = "latestTag"
+NAME = CheckName.LATEST_TAG
 HINT = "pin a version tag or digest"
 
 

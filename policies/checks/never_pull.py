@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from policies.config import Policy
-from policies.model import ContainerImage, Facts, Finding, NodeFacts, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, NodeFacts, Reason
 from policies.scheduling import candidate_nodes
 
-NAME = "neverPull"
+NAME = CheckName.NEVER_PULL
 HINT = (
     "import it into containerd's k8s.io namespace on each node (ctr -n k8s.io images import; docker load is not "
     "enough), or set imagePullPolicy: IfNotPresent"

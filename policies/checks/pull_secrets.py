@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from policies.config import Policy
-from policies.credentials import PodCredentials, SecretProblem, pod_credentials
-from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Reason
+from policies.credentials import PodCredentials, SecretProblem, credentials_for
+from policies.model import CheckName, ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Reason
 
-NAME = "pullSecrets"
+NAME = CheckName.PULL_SECRETS
 _AUTH_FAILURES = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
 
 
@@ -22,7 +22,7 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
         return ()
     found = facts.image(image)
     findings: list[Finding] = []
-    credentials = pod_credentials(image.pod, facts.cluster) if facts.cluster.known else None
+    credentials = credentials_for(image.pod, facts)
     if credentials is not None:
         findings += [
             _secret_finding(image, p, credentials) for p in credentials.problems if p.problem != "unverifiable"
@@ -64,7 +64,8 @@ def _unverifiable(image: ContainerImage, found: ImageFacts, unseen: tuple[str, .
 def _secret_finding(image: ContainerImage, problem: SecretProblem, credentials: PodCredentials) -> Finding:
     namespace = image.pod.namespace
     via = " (from its ServiceAccount)" if credentials.from_service_account else ""
-    create = f"kubectl create secret docker-registry {problem.secret} -n {namespace} --docker-server=<registry>"
+    registry = image.reference.domain if image.reference is not None else "<registry>"  # the keyring's key
+    create = f"kubectl create secret docker-registry {problem.secret} -n {namespace} --docker-server={registry}"
     match problem.problem:
         case "missing":
             message = f'imagePullSecret "{problem.secret}"{via} does not exist in namespace {namespace}'

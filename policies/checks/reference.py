@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from policies.config import Policy
-from policies.model import ContainerImage, Facts, Finding, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
 
-NAME = "reference"
+NAME = CheckName.REFERENCE
 
 
 def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:

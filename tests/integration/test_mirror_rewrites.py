@@ -36,7 +36,7 @@ from support.registry import RegistryServer, start_basic_registry, start_proxy_r
 from policies.config import Policy, parse_policy
 from webhook.facts import FactGatherer
 from webhook.kube.view import StaticClusterView
-from webhook.pipeline import Outcome, review_body
+from webhook.pipeline import Outcome, mutate_body, validate_body
 from webhook.registry.client import RegistryClient
 
 pytestmark = [pytest.mark.registry]
@@ -130,7 +130,7 @@ def mutate(obj: dict[str, Any], policy: Policy) -> Outcome:
         client = RegistryClient()
         try:
             gatherer = FactGatherer(client, StaticClusterView(CLUSTER))
-            return await review_body(json.dumps(review(obj)).encode(), policy, gatherer, "mutate")
+            return await mutate_body(json.dumps(review(obj)).encode(), policy, gatherer)
         finally:
             await client.close()
 
@@ -264,7 +264,7 @@ def test_mutating_then_validating_judges_the_rewritten_image(registries: Registr
         client = RegistryClient()
         try:
             gatherer = FactGatherer(client, StaticClusterView(CLUSTER))
-            outcome = await review_body(json.dumps(review(rewritten)).encode(), policy, gatherer, "validate")
+            outcome = await validate_body(json.dumps(review(rewritten)).encode(), policy, gatherer)
             return outcome.answer["response"]
         finally:
             await client.close()

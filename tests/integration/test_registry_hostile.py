@@ -30,11 +30,11 @@ from policies.checks import image_exists
 from policies.config import parse_policy
 from policies.model import ContainerImage, ContainerKind, Facts, LookupStatus, PodContext
 from policies.platforms import Platform
-from webhook.registry.auth import Credential
+from policies.pull_secret_parse import Credential, CredentialSource
 from webhook.registry.client import RegistryClient
 
 AMD64, ARM64, S390X = Platform("linux", "amd64"), Platform("linux", "arm64"), Platform("linux", "s390x")
-SECRET = Credential("robot", "hostile-s3cret", "secret shop/regcred")
+SECRET = Credential("robot", "hostile-s3cret", source=CredentialSource("shop", "regcred"))
 MiB = 1024 * 1024
 
 

@@ -14,7 +14,7 @@ from support.registry import RegistryServer
 
 from policies.model import LookupStatus
 from policies.platforms import Platform
-from webhook.registry.auth import Credential
+from policies.pull_secret_parse import Credential, CredentialSource
 from webhook.registry.client import RegistryClient
 
 pytestmark = pytest.mark.registry
@@ -103,9 +103,11 @@ async def test_basic_auth_over_tls(client: RegistryClient, basic_registry: Regis
     anonymous = await lookup(client, image, config(hosts))
     assert anonymous.status is LookupStatus.UNAUTHORIZED
     assert anonymous.credentials_sent is False
-    good = Credential(basic_registry.username or "", basic_registry.password or "", "secret shop/regcred")
+    good = Credential(
+        basic_registry.username or "", basic_registry.password or "", source=CredentialSource("shop", "regcred")
+    )
     assert (await lookup(client, image, config(hosts), (good,))).status is LookupStatus.EXISTS
-    bad = Credential("pullguard", "wrong-password", "secret shop/stale")
+    bad = Credential("pullguard", "wrong-password", source=CredentialSource("shop", "stale"))
     rejected = await lookup(client, image, config(hosts), (bad,))
     assert rejected.status is LookupStatus.UNAUTHORIZED
     assert rejected.credentials_sent is True
@@ -129,7 +131,7 @@ async def test_token_auth(client: RegistryClient, token_registry: RegistryServer
     issuer = token_registry.token_issuer
     assert issuer is not None
     hosts = map_host(tmp_path, token_registry.host, token_registry.url)
-    reader = Credential("reader", "reader-token-pass", "secret shop/reader")
+    reader = Credential("reader", "reader-token-pass", source=CredentialSource("shop", "reader"))
     before = issuer.request_count
     assert (await lookup(client, f"{token_registry.host}/team/app:1.0", config(hosts), (reader,))).status is (
         LookupStatus.EXISTS
@@ -139,14 +141,14 @@ async def test_token_auth(client: RegistryClient, token_registry: RegistryServer
     )
     assert issuer.request_count - before == 1, "the token for repository:team/app:pull must be cached"
 
-    limited = Credential("limited", "limited-token-pass", "secret shop/limited")
+    limited = Credential("limited", "limited-token-pass", source=CredentialSource("shop", "limited"))
     denied = await lookup(client, f"{token_registry.host}/team/app:1.0", config(hosts), (limited,))
     assert denied.status is LookupStatus.DENIED, denied
     assert "insufficient_scope" in denied.detail
     allowed = await lookup(client, f"{token_registry.host}/allowed/app:1.0", config(hosts), (limited,))
     assert allowed.status is LookupStatus.EXISTS
 
-    wrong = Credential("reader", "nope", "secret shop/wrong")
+    wrong = Credential("reader", "nope", source=CredentialSource("shop", "wrong"))
     refused = await lookup(client, f"{token_registry.host}/team/app:1.0", config(hosts), (wrong,))
     assert refused.status is LookupStatus.UNAUTHORIZED
     assert refused.credentials_sent is True
@@ -181,7 +183,9 @@ async def test_credentials_go_to_every_hosts_toml_endpoint(
     """The kubelet's credentials carry no ServerAddress, so containerd presents them to each host hosts.toml
     lists for the registry (CRI ParseAuth): a private registry known to the nodes by another name is pulled."""
     push_single_arch(basic_registry, "team/app", "1.0")
-    good = Credential(basic_registry.username or "", basic_registry.password or "", "secret shop/regcred")
+    good = Credential(
+        basic_registry.username or "", basic_registry.password or "", source=CredentialSource("shop", "regcred")
+    )
     as_host = tmp_path / "as-host"
     map_host(as_host, "priv.example", "https://priv.example", extra=_host_table(basic_registry))
     as_server = map_host(tmp_path / "as-server", "priv.example", basic_registry.url, basic_registry.ca_file)

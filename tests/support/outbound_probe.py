@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from policies.config import RegistryConfig
+from policies.pull_secret_parse import Credential, CredentialSource
 from policies.reference import parse_docker_ref
-from webhook.registry.auth import Credential
 from webhook.registry.client import RegistryClient
 
 from .hostile_registry import ConnectionRecorder, HostileRegistry, challenge, redirect, token
@@ -33,7 +33,7 @@ HOSTS = {  # the DNS answers of the namespace
     "loopname.example": "127.0.0.1",
     "remote.example": REMOTE,
 }
-SECRET = Credential("robot", "probe-s3cret", "secret shop/regcred")
+SECRET = Credential("robot", "probe-s3cret", source=CredentialSource("shop", "regcred"))
 
 
 class _World:

@@ -18,7 +18,7 @@ from policies.config import DEFAULT_POLICY_YAML, parse_policy
 from policies.model import ContainerKind
 from webhook.admission import parse_review, workload_of
 from webhook.facts import FactGatherer
-from webhook.pipeline import review_body
+from webhook.pipeline import validate_body
 
 ADMISSION = Path(__file__).resolve().parents[1] / "data" / "admission"
 INDEXER = (
@@ -228,7 +228,7 @@ def test_ephemeral_container_update_keeps_the_old_containers_out() -> None:
 async def test_readme_example_answer() -> None:
     """README's `curl --data @tests/data/admission/deployment-nginx-untagged.json` answer, offline."""
     raw, document = load("deployment-nginx-untagged.json")
-    outcome = await review_body(raw, parse_policy(DEFAULT_POLICY_YAML), FactGatherer(), "validate")
+    outcome = await validate_body(raw, parse_policy(DEFAULT_POLICY_YAML), FactGatherer())
     assert outcome.answer["response"]["uid"] == document["request"]["uid"]
     assert outcome.answer["response"]["allowed"] is True
     assert outcome.answer["response"].get("warnings") == [
@@ -238,6 +238,6 @@ async def test_readme_example_answer() -> None:
 
 async def test_v1beta1_is_answered_in_v1beta1() -> None:
     raw, _ = load("deployment-create-v1beta1.json")
-    outcome = await review_body(raw, parse_policy(DEFAULT_POLICY_YAML), FactGatherer(), "validate")
+    outcome = await validate_body(raw, parse_policy(DEFAULT_POLICY_YAML), FactGatherer())
     assert outcome.answer["apiVersion"] == "admission.k8s.io/v1beta1"
     assert outcome.answer["response"]["allowed"] is True

@@ -4,9 +4,10 @@ from collections.abc import Sequence
 
 from policy_helpers import workload
 
+from policies.checks import CheckSpec
 from policies.config import Policy, parse_policy
 from policies.decide import decide, mutate
-from policies.model import ContainerImage, Facts, Finding, Mode, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Mode, Reason
 
 
 def modes(decision_policy: str, *images: str, namespace: str = "default") -> list[tuple[str, Mode, bool]]:
@@ -48,11 +49,11 @@ def test_namespace_override() -> None:
 
 
 def unknown_check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
-    return (Finding("imageExists", image, Reason.UNVERIFIED, "could not verify", "retry", unknown=True),)
+    return (Finding(CheckName.IMAGE_EXISTS, image, Reason.UNVERIFIED, "could not verify", "retry", unknown=True),)
 
 
 def test_unknown_outcomes_follow_failure_policy() -> None:
-    checks = (("imageExists", unknown_check),)
+    checks = (CheckSpec(CheckName.IMAGE_EXISTS, unknown_check, needs_registry=True),)
     open_ = decide(workload("a:1"), Facts(), parse_policy("mode: enforce"), checks)
     closed = decide(workload("a:1"), Facts(), parse_policy("mode: enforce\nfailurePolicy: closed"), checks)
     warned = decide(workload("a:1"), Facts(), parse_policy("mode: warn\nfailurePolicy: closed"), checks)

@@ -8,8 +8,9 @@ from policy_helpers import workload
 from reviews import manifest
 
 from policies.config import parse_policy
-from policies.mirrors import candidates, object_meta, rewrites
-from policies.model import Facts
+from policies.mirrors import object_meta, rewrites
+from policies.model import ClusterFacts, Facts
+from policies.plan import LookupKind, Side, plan
 from webhook.workloads import extract
 
 RULES = """
@@ -42,7 +43,12 @@ def test_verified_rules_need_the_mirror_to_serve_the_image() -> None:
     policy = parse_policy(RULES)
     target = "registry.example.com/quay/prom/exporter:1"
     w = workload("quay.example.com/prom/exporter:1")
-    assert candidates(w, policy) == [target]
+    planned = plan(w, ClusterFacts(), policy, Side.MUTATE)
+    assert [(lookup.kind, lookup.reference) for lookup in planned.lookups] == [
+        (LookupKind.MIRROR, target),
+        (LookupKind.IMAGE, "quay.example.com/prom/exporter:1"),  # privateImages: deny asks the source too
+    ]
+    assert plan(w, ClusterFacts(), policy, Side.VALIDATE).lookups[0].kind is LookupKind.IMAGE
     assert rewrites(w, Facts(), policy) == ()
     assert rewrites(w, Facts(mirror_serves={target: False}), policy) == ()
     assert rewrites(w, Facts(mirror_serves={target: None}), policy) == ()

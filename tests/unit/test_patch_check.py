@@ -1,5 +1,6 @@
-"""The hot-path patch check (webhook.pipeline._apply) against jsonpatch as the oracle: the same verdict and the
-same document for every kind of operation pullguard emits, including the ones that must fail."""
+"""The hot-path patch check (webhook.patch_check) against jsonpatch as the oracle: the same verdict and the
+same document for every kind of operation pullguard emits, including the ones that must fail; the in-place
+check agrees with applying the patch to a copy, and leaves the object as it was."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from webhook.pipeline import _apply
+from webhook.patch_check import _apply, patch_problem
 
 DOCUMENT: dict[str, Any] = {
     "metadata": {"name": "web", "annotations": {"a/b": "1"}},
@@ -32,6 +33,16 @@ CASES: list[list[dict[str, Any]]] = [
     [{"op": "add", "path": "/spec/template/spec/containers/3", "value": {"image": "z"}}],  # past the end
     [{"op": "test", "path": "/metadata/annotations/a~1b", "value": "1"}],
     [{"op": "replace", "path": "", "value": {}}],  # the whole document: never emitted, refused
+    # Later operations reading what earlier ones wrote: checked on a copy, not in place.
+    [{"op": "replace", "path": IMAGE, "value": "m.example/nginx"}, {"op": "test", "path": IMAGE, "value": "nginx"}],
+    [{"op": "replace", "path": IMAGE, "value": "m.example/x"}, {"op": "test", "path": IMAGE, "value": "m.example/x"}],
+    [
+        {"op": "add", "path": "/spec/template/spec/containers/0", "value": {"image": "z"}},
+        {"op": "test", "path": "/spec/template/spec/containers/1/image", "value": "nginx"},
+    ],
+    [{"op": "test", "path": "/spec/template/spec/containers/1/image", "value": "redis"}],
+    [{"op": "test", "path": "/spec/template/spec/containers/x/image", "value": "redis"}],
+    [{"op": "replace", "path": "/metadata/name/x", "value": "y"}],  # a string has no members
 ]
 
 
@@ -48,6 +59,13 @@ def test_same_verdict_and_document_as_jsonpatch(operations: list[dict[str, Any]]
         assert problem is not None  # valid JSON Patch, but pullguard never replaces the whole object
         return
     assert problem is None and mine == expected
+
+
+@pytest.mark.parametrize("operations", CASES)
+def test_the_in_place_check_agrees_and_changes_nothing(operations: list[dict[str, Any]]) -> None:
+    document = copy.deepcopy(DOCUMENT)
+    assert patch_problem(document, operations) == _apply(copy.deepcopy(DOCUMENT), operations)
+    assert document == DOCUMENT
 
 
 def test_an_operation_pullguard_never_emits_is_refused() -> None:

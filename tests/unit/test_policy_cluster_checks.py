@@ -39,7 +39,8 @@ def test_missing_secret_is_named_with_namespace_and_fix() -> None:
     (finding,) = pull_secrets.check(container(PRIVATE, secrets=("regcred",)), facts, DEFAULT_POLICY)
     assert finding.reason is Reason.SECRET_IGNORED
     assert 'imagePullSecret "regcred" does not exist in namespace shop' in finding.message
-    assert "kubectl create secret docker-registry regcred -n shop" in finding.hint
+    # the fix names the key the kubelet's keyring matches for this image: its registry host, in every output
+    assert "kubectl create secret docker-registry regcred -n shop --docker-server=registry.example.com" in finding.hint
 
 
 def test_service_account_secrets_are_used_for_templates() -> None:

@@ -7,7 +7,7 @@ import orjson
 
 from policies.config import DEFAULT_POLICY
 from webhook.facts import FactGatherer
-from webhook.pipeline import review_body
+from webhook.pipeline import mutate_body, validate_body
 
 TARGET = ("pullguard", "pullguard-policy", "policy.yaml")
 
@@ -28,7 +28,10 @@ def configmap_review(name: str, data: dict[str, str] | None, namespace: str = "p
 
 
 async def answer(body: bytes, target: tuple[str, str, str] | None = TARGET, endpoint: str = "validate") -> dict:
-    outcome = await review_body(body, DEFAULT_POLICY, FactGatherer(), endpoint, target)  # type: ignore[arg-type]
+    if endpoint == "mutate":
+        outcome = await mutate_body(body, DEFAULT_POLICY, FactGatherer())
+    else:
+        outcome = await validate_body(body, DEFAULT_POLICY, FactGatherer(), target)
     return dict(outcome.answer["response"])
 
 

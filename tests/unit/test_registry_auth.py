@@ -7,10 +7,11 @@ import httpx
 import pytest
 
 from policies.model import LookupStatus
-from webhook.registry.auth import Authenticator, AuthError, Credential, may_carry_credentials
+from policies.pull_secret_parse import Credential, CredentialSource
+from webhook.registry.auth import Authenticator, AuthError, may_carry_credentials
 from webhook.registry.challenge import Challenge, parse_challenges
 
-SECRET = Credential("robot", "s3cret-value", "secret shop/regcred")
+SECRET = Credential("robot", "s3cret-value", source=CredentialSource("shop", "regcred"))
 
 
 @pytest.mark.parametrize(

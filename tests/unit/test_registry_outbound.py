@@ -11,18 +11,37 @@ import pytest
 from policies.checks import image_exists
 from policies.config import parse_policy
 from policies.model import ContainerImage, ContainerKind, Facts, ImageFacts, LookupStatus, PodContext
-from webhook.registry.auth import Authenticator, AuthError, Credential
+from policies.pull_secret_parse import Credential, CredentialSource
+from webhook.registry.auth import Authenticator, AuthError
 from webhook.registry.bodies import BodyTooLarge, DigestMismatch, read_capped, verify
 from webhook.registry.challenge import Challenge
 from webhook.registry.endpoint import RegistryEndpoint
-from webhook.registry.guard import AddressGuard, forbidden_address, loopback_address
+from webhook.registry.guard import AddressGuard, forbidden_address, loopback_address, split_host
 from webhook.registry.outbound import Outbound, OutboundPolicy, Refused, Role, judge, new_client, origin
 
-SECRET = Credential("robot", "s3cret-value", "secret shop/regcred")
+SECRET = Credential("robot", "s3cret-value", source=CredentialSource("shop", "regcred"))
 LINK_LOCAL = ["169.254.169.254", "169.254.0.1", "fe80::1", "fe80::1%lo", "fd00:ec2::254", "::ffff:169.254.169.254",
               "64:ff9b::a9fe:a9fe"]  # fmt: skip
 LOOPBACK = ["127.0.0.1", "127.5.5.5", "::1", "::ffff:127.0.0.1", "0.0.0.0", "::"]
 ROUTABLE = ["10.0.0.1", "192.0.2.7", "2001:db8::1", "fd00::1"]
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("registry.example.com:5000", "registry.example.com"),
+        ("registry.example.com", "registry.example.com"),  # no port: net.SplitHostPort errs, the name stands
+        ("[::1]:5000", "::1"),
+        ("[::1]", "::1"),
+        ("[::1", "::1"),
+        ("::1", "::1"),
+        ("fe80::1%lo0", "fe80::1%lo0"),
+        ("[a]b:5", "a"),
+        ("a]:5", "a]"),  # a stray bracket: still the part before the one ':'
+    ],
+)
+def test_split_host_is_lenient_where_split_host_port_errs(host: str, name: str) -> None:
+    assert split_host(host) == name
 
 
 @pytest.mark.parametrize("address", LINK_LOCAL)

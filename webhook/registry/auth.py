@@ -10,15 +10,13 @@ are reported against the realm, not the registry.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
-from dataclasses import dataclass, field
 
 import httpx
 import orjson
 
 from policies.model import LookupStatus
+from policies.pull_secret_parse import Credential
 from webhook.registry.bodies import MAX_TOKEN_BYTES, BodyTooLarge
 from webhook.registry.challenge import Challenge, parse_challenges
 from webhook.registry.classify import classify_exception, classify_status
@@ -26,21 +24,6 @@ from webhook.registry.guard import is_node_local
 from webhook.registry.outbound import STRICT, Outbound, OutboundPolicy, Refused, Role, origin
 
 DEFAULT_TOKEN_SECONDS = 60.0  # the token spec's default when expires_in is absent
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    username: str = field(repr=False)
-    password: str = field(repr=False)
-    source: str = ""  # where it came from, for messages: "secret shop/regcred"
-
-    @property
-    def identity(self) -> str:
-        """Stable, non-reversible: keys caches without keeping the secret in the key."""
-        return hashlib.sha256(f"{self.username}\0{self.password}".encode()).hexdigest()[:24]
-
-    def basic(self) -> str:
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
 
 class AuthError(Exception):
@@ -78,7 +61,7 @@ class Authenticator:
                 if entry is not None and entry[0] > time.monotonic():
                     return f"Bearer {entry[1]}"
             if challenge.scheme == "basic" and credential is not None and may_carry_credentials(url):
-                return credential.basic()
+                return _basic(credential)
         return None
 
     async def header(
@@ -100,7 +83,7 @@ class Authenticator:
             if challenge.scheme == "basic" and credential is not None:
                 if not may_carry_credentials(url):
                     raise AuthError(LookupStatus.WITHHELD, _withheld(credential, url, "registry endpoint"), False)
-                return credential.basic()
+                return _basic(credential)
         return None
 
     def _token_key(
@@ -147,7 +130,7 @@ class Authenticator:
         if credential is not None:
             if not may_carry_credentials(realm):
                 raise AuthError(LookupStatus.WITHHELD, _withheld(credential, realm, "token realm"), False)
-            headers["Authorization"], sent = credential.basic(), True
+            headers["Authorization"], sent = _basic(credential), True
         self.token_requests += 1
         where = f"token realm {origin(realm)}"
         try:
@@ -181,7 +164,7 @@ class Authenticator:
 
 def _withheld(credential: Credential, url: httpx.URL, role: str) -> str:
     """Why pullguard did not send what the node would send: the rule, the host, the credential's source."""
-    source = f" of {credential.source}" if credential.source else ""
+    source = f" of {credential.origin}" if credential.origin else ""
     return (
         f"credentials{source} withheld from {role} {url.scheme}://{url.netloc.decode()}: "
         "pullguard sends credentials over plain HTTP only to loopback"
@@ -207,3 +190,7 @@ def scope_error(response: httpx.Response) -> bool:
         c.parameters.get("error") == "insufficient_scope"
         for c in parse_challenges(response.headers.get_list("www-authenticate"))
     )
+
+
+def _basic(credential: Credential) -> str:
+    return "Basic " + credential.basic_auth()

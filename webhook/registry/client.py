@@ -22,10 +22,11 @@ import httpx
 from policies.config import RegistryConfig
 from policies.model import ImageFacts, LookupStatus
 from policies.platforms import Platform
+from policies.pull_secret_parse import Credential
 from policies.reference import Reference, parse_docker_ref
 from webhook.metrics import Metrics
 from webhook.registry import manifests
-from webhook.registry.auth import Authenticator, AuthError, Credential, scope_error
+from webhook.registry.auth import Authenticator, AuthError, scope_error
 from webhook.registry.bodies import MAX_DOCUMENT_BYTES, DigestMismatch, digest_of, verify
 from webhook.registry.cache import CoalescingCache
 from webhook.registry.classify import classify_exception, classify_status, error_codes, rate_limit
@@ -159,7 +160,7 @@ class RegistryClient:
             if facts.status not in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
                 break  # only an authorization failure can depend on which credential was used
         first = tried[0]
-        sources = tuple(c.source for c in attempts if c is not None and c.source)
+        sources = tuple(c.origin for c in attempts if c is not None and c.origin)
         first = replace(first, credential_sources=sources, credentials_sent=any(t.credentials_sent for t in tried))
         if first.status is LookupStatus.NOT_FOUND and reference.tag is not None:
             tags = await self._tags(peer, reference, attempts[0])

@@ -1,0 +1,98 @@
+"""Which registry lookups one review needs, and with which credentials: planned here, fetched by the webhook.
+
+The plan follows the kubelet: each distinct pull reference once, with the credentials its keyring would send
+(the pod's pull secrets, read once per review); an image that is never pulled (`imagePullPolicy: Never`) is never
+looked up. The validating side looks up the images its enabled registry checks need; the mutating side looks up
+each mirror target with the credentials the kubelet would send for the *rewritten* reference, and the source of
+each image whose rule keeps private images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from policies import mirrors
+from policies.checks import ALL_CHECKS
+from policies.config import Policy
+from policies.credentials import PodCredentials, pod_credentials
+from policies.keyring import repo_to_pull
+from policies.model import ClusterFacts, Mode, Workload
+from policies.pull_secret_parse import Credential
+
+
+class Side(StrEnum):
+    """Which admission webhook asks: they need different facts."""
+
+    VALIDATE = "validate"
+    MUTATE = "mutate"
+
+
+class LookupKind(StrEnum):
+    IMAGE = "image"  # the image as written: its facts feed the checks (and, mutating, the private-source rule)
+    MIRROR = "mirror"  # a rewritten image on a mirror: does the mirror serve it to this pod?
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    kind: LookupKind
+    reference: str  # the pull reference to ask for
+    credentials: tuple[Credential, ...]  # what the kubelet would send, in the order it tries them
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    credentials: PodCredentials | None  # None: no cluster view, so the pod's secrets are unknown
+    lookups: tuple[Lookup, ...]
+
+
+REGISTRY_CHECKS = tuple(spec.name for spec in ALL_CHECKS if spec.needs_registry)
+
+
+def plan(workload: Workload, cluster: ClusterFacts, policy: Policy, side: Side) -> Plan:
+    """The lookups `side` needs for `workload` (none in an excluded namespace)."""
+    if policy.excludes(workload.namespace) or not workload.images or (side is Side.MUTATE and not policy.mirrors):
+        return Plan(None, ())
+    credentials = pod_credentials(workload.images[0].pod, cluster) if cluster.known else None
+    if side is Side.VALIDATE:
+        lookups = _image_lookups(workload, policy, credentials)
+    else:
+        lookups = _mirror_lookups(workload, policy, cluster, credentials)
+    return Plan(credentials, lookups)
+
+
+def _matched(credentials: PodCredentials | None, image: str) -> tuple[Credential, ...]:
+    return tuple(credentials.keyring.lookup(repo_to_pull(image))) if credentials is not None else ()
+
+
+def _image_lookups(workload: Workload, policy: Policy, credentials: PodCredentials | None) -> tuple[Lookup, ...]:
+    namespace = workload.namespace
+    if all(policy.mode_for(check, namespace) is Mode.OFF for check in REGISTRY_CHECKS):
+        return ()
+    lookups: dict[str, Lookup] = {}
+    for image in workload.images:
+        reference = image.pull_reference
+        if reference is None or reference in lookups or image.pull_policy == "Never":
+            continue  # an image never pulled is never looked up: its registry does not matter
+        lookups[reference] = Lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
+    return tuple(lookups.values())
+
+
+def _mirror_lookups(
+    workload: Workload, policy: Policy, cluster: ClusterFacts, credentials: PodCredentials | None
+) -> tuple[Lookup, ...]:
+    if not policy.mirrors or mirrors.opt_out(None, cluster):
+        return ()
+    targets: dict[str, Lookup] = {}
+    sources: dict[str, Lookup] = {}
+    for image in workload.images:
+        hit = mirrors.mirrored(image, policy, cluster)
+        if hit is None:
+            continue
+        rule, target = hit
+        if rule.verify and target not in targets:
+            targets[target] = Lookup(LookupKind.MIRROR, target, _matched(credentials, target))
+        reference = image.pull_reference
+        if rule.private_images == "deny" and reference is not None and reference not in sources:
+            sources[reference] = Lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
+    return tuple(sorted(targets.values(), key=lambda lookup: lookup.reference)) + tuple(sources.values())

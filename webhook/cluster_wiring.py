@@ -61,6 +61,7 @@ _VIEW_LISTS: tuple[tuple[str, str], ...] = (
     ("secrets", "list_secret_for_all_namespaces"),
     ("serviceaccounts", "list_service_account_for_all_namespaces"),
     ("nodes", "list_node"),
+    ("namespaces", "list_namespace"),
 )
 PERMISSIONS_HINT = "see README: permissions"
 

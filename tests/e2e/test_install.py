@@ -286,6 +286,7 @@ REMOVALS = {
     "patch webhook configurations": ("ClusterRole", 1, ["get", "list", "watch"], "caBundle is not the serving CA"),
     "create the certificate Secret": ("Role", 1, ["get"], "certificate"),
     "list nodes": ("ClusterRole", 0, None, "nodes"),
+    "list namespaces": ("ClusterRole", 2, ["watch"], "namespaces"),
 }
 
 

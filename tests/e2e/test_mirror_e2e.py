@@ -4,7 +4,8 @@ and validating webhook, `kubectl apply --dry-run=server -o yaml` showing what wo
 `docker.io` is a plain registry on loopback (mapped through hostsDir: the real Docker Hub is never contacted),
 `mirror.test` a pull-through mirror of it, `gone.test` a registry that refuses connections (the upstream is down)
 whose images the mirror still serves, `private.test` a token registry that wants credentials and
-`privmirror.test` an anonymous pull-through mirror of it.
+`privmirror.test` an anonymous pull-through mirror of it. pullguard has a cluster view (namespace labels:
+the `gone.test` rule selects namespaces by label, and a namespace can opt out).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster import Cluster
-from cluster_scenarios import deployment, map_host
+from cluster_scenarios import deployment, eventually, map_host
 from support import fixtures
 from support.faults import refused_port
 from support.pushers import push_single_arch
@@ -28,6 +29,7 @@ from webhook_harness import PullguardWebhook, pullguard_webhook
 pytestmark = [pytest.mark.timeout(180), pytest.mark.registry]
 
 ANNOTATION = "pullguard.io/original-images"
+NO_GONE = "pullguard.e2e/no-gone-mirror"  # namespaces with this label are outside the gone.test rule
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +61,13 @@ mode: warn
 registry: {{hostsDir: {json.dumps(str(hosts_dir))}, timeoutSeconds: 3}}
 mirrors:
   - {{registry: docker.io, mirror: mirror.test}}
-  - {{registry: gone.test, mirror: mirror.test}}
+  - registry: gone.test
+    mirror: mirror.test
+    namespaces: {{matchExpressions: [{{key: {NO_GONE}, operator: DoesNotExist}}]}}
   - {{registry: private.test, mirror: privmirror.test}}
 """
-    with pullguard_webhook(cluster, policy=policy, offline=False) as started:
+    kubeconfig = ["--kubeconfig", str(cluster.kubeconfig)]
+    with pullguard_webhook(cluster, policy=policy, offline=False, extra_args=kubeconfig) as started:
         yield started
 
 
@@ -146,3 +151,27 @@ def test_no_double_prefix_and_no_spurious_rollout(cluster: Cluster, namespace: s
     stored_pod, _ = apply(cluster, pod, "--dry-run=server")
     assert stored_pod["spec"]["containers"][0]["image"] == "mirror.test/library/nginx:1.27"
     assert ANNOTATION not in stored_pod["metadata"].get("annotations", {})
+
+
+def test_a_namespace_label_opts_out(cluster: Cluster, namespace: str, hook: PullguardWebhook) -> None:
+    cluster.kubectl("label", "namespace", namespace, "pullguard.io/rewrite=false")
+
+    def kept() -> dict[str, Any] | None:
+        stored, warnings = apply(cluster, deployment(namespace, "nginx:1.27"), "--dry-run=server")
+        assert warnings == []  # deliberate: logged and counted, never warned about
+        return stored if image_of(stored) == "nginx:1.27" else None  # until pullguard's cache has the label
+
+    stored = eventually(kept, "the opt-out label to reach pullguard", timeout=20)
+    assert ANNOTATION not in stored["metadata"].get("annotations", {})
+
+
+def test_a_rule_selects_namespaces_by_label(cluster: Cluster, namespace: str, hook: PullguardWebhook) -> None:
+    image = "gone.test/library/busybox:1.36"
+    stored, _ = apply(cluster, deployment(namespace, image), "--dry-run=server")
+    assert image_of(stored) == "mirror.test/library/busybox:1.36"  # selected: the label is absent
+    cluster.kubectl("label", "namespace", namespace, f"{NO_GONE}=yes")
+    eventually(
+        lambda: image_of(apply(cluster, deployment(namespace, image), "--dry-run=server")[0]) == image,
+        "the namespace label to take the namespace out of the rule",
+        timeout=20,
+    )

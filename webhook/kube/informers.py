@@ -8,7 +8,8 @@ API server. What is held, and why:
 - every other Secret as (namespace, name, type) only, from the server's Table rendering (`as=Table`, objects as
   PartialObjectMetadata): a pod naming an Opaque Secret gets "wrong type", not "not found", and no Secret data
   outside the pull types ever reaches this process;
-- ServiceAccounts (their imagePullSecrets) and Nodes (labels, taints, readiness, cached images).
+- ServiceAccounts (their imagePullSecrets), Nodes (labels, taints, readiness, cached images) and Namespaces
+  (their labels: mirror rules select namespaces by label, and a namespace can opt out of rewrites).
 
 `ConfigMapWatcher` follows one ConfigMap (the policy) with the same machinery.
 """
@@ -29,7 +30,7 @@ from kubernetes import client, config
 
 from policies.model import NodeFacts, SecretFacts, ServiceAccountFacts
 from webhook.kube.reflector import TABLE_ACCEPT, Reflector
-from webhook.kube.view import PULL_SECRET_TYPES, node_facts, secret_facts, service_account_facts
+from webhook.kube.view import PULL_SECRET_TYPES, namespace_labels, node_facts, secret_facts, service_account_facts
 
 log = logging.getLogger("pullguard.kube")
 
@@ -135,10 +136,13 @@ class KubeClusterView:
         self._nodes: Reflector[NodeFacts] = Reflector(
             "nodes", core.list_node, node_facts, page_size=NODE_PAGE, **tuning
         )
+        self._namespaces: Reflector[Mapping[str, str]] = Reflector(
+            "namespaces", core.list_namespace, namespace_labels, page_size=SMALL_OBJECT_PAGE, **tuning
+        )
 
     @property
     def reflectors(self) -> tuple[Reflector[Any], ...]:
-        return (*self._pull_secrets, self._secret_index, self._accounts, self._nodes)
+        return (*self._pull_secrets, self._secret_index, self._accounts, self._nodes, self._namespaces)
 
     def start(self) -> None:
         for reflector in self.reflectors:
@@ -203,6 +207,9 @@ class KubeClusterView:
 
     def nodes(self) -> tuple[NodeFacts, ...]:
         return self._nodes.values()
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        return self._namespaces.get("", namespace)
 
 
 class ConfigMapWatcher:

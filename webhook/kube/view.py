@@ -28,6 +28,10 @@ class ClusterView(Protocol):
 
     def nodes(self) -> tuple[NodeFacts, ...]: ...
 
+    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        """The Namespace's labels (mirror rules select namespaces by them); None when the view has not got it."""
+        ...
+
     async def confirm_secret(self, namespace: str, name: str) -> SecretFacts | None:
         """Ask the source itself about a Secret the cache does not have: a Secret applied together with the
         workload may not have reached the cache yet. Only on a miss, never on the common path."""
@@ -58,6 +62,11 @@ def service_account_facts(obj: Mapping[str, Any]) -> ServiceAccountFacts:
         name=str(metadata.get("name") or ""),
         image_pull_secrets=tuple(_intern(str(s["name"])) for s in secrets if isinstance(s, Mapping) and s.get("name")),
     )
+
+
+def namespace_labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return {_intern(str(k)): _intern(str(v)) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
 
 
 def node_facts(obj: Mapping[str, Any]) -> NodeFacts:
@@ -106,14 +115,16 @@ def _pull_form(name: str) -> str:
 
 
 class StaticClusterView:
-    """A cluster view made of objects (Secrets, ServiceAccounts, Nodes), e.g. found in `check`'s input files."""
+    """A cluster view made of objects (Secrets, ServiceAccounts, Nodes, Namespaces), e.g. found in `check`'s input
+    files."""
 
-    CLUSTER_KINDS = frozenset({"Secret", "ServiceAccount", "Node"})
+    CLUSTER_KINDS = frozenset({"Secret", "ServiceAccount", "Node", "Namespace"})
 
     def __init__(self, objects: Iterable[Mapping[str, Any]], *, secrets_complete: bool = True) -> None:
         self.secrets_complete = secrets_complete
         self._secrets: dict[tuple[str, str], SecretFacts] = {}
         self._accounts: dict[tuple[str, str], ServiceAccountFacts] = {}
+        self._namespaces: dict[str, Mapping[str, str]] = {}
         nodes: list[NodeFacts] = []
         for obj in objects:
             kind = obj.get("kind")
@@ -125,6 +136,8 @@ class StaticClusterView:
                 self._accounts[(account.namespace, account.name)] = account
             elif kind == "Node":
                 nodes.append(node_facts(obj))
+            elif kind == "Namespace":
+                self._namespaces[str((obj.get("metadata") or {}).get("name") or "")] = namespace_labels(obj)
         self._nodes = tuple(nodes)
 
     def synced(self) -> bool:
@@ -141,3 +154,6 @@ class StaticClusterView:
 
     async def confirm_secret(self, namespace: str, name: str) -> SecretFacts | None:
         return self.secret(namespace, name)
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        return self._namespaces.get(namespace)

@@ -98,24 +98,27 @@ class ObjectMeta:
 
 
 def object_meta(document: Mapping[str, Any] | None, workload: Workload) -> ObjectMeta:
-    """Read annotations from the raw object: `metadata`, and the pod template's next to the images' pod spec."""
+    """Read annotations from the raw object: `metadata`, and the pod template's next to the images' pod spec.
+
+    The object is parsed JSON, so its objects are dicts (an ABC isinstance check per step would cost more than
+    the rest of this function)."""
     if document is None:
         return ObjectMeta()
     metadata = document.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    pod_annotations: Mapping[str, Any] | None = annotations if isinstance(annotations, Mapping) else None
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    pod_annotations: Mapping[str, Any] | None = annotations if isinstance(annotations, dict) else None
     if workload.images:
         pointer = workload.images[0].pointer
         pod_path = pointer[: pointer.rfind("/spec/")]  # "" for a Pod, "/spec/template" for a Deployment
         node: Any = document
         for token in [t for t in pod_path.split("/") if t]:
-            node = node.get(token) if isinstance(node, Mapping) else None
-        template_meta = node.get("metadata") if isinstance(node, Mapping) else None
-        found = template_meta.get("annotations") if isinstance(template_meta, Mapping) else None
-        pod_annotations = found if isinstance(found, Mapping) else None
+            node = node.get(token) if isinstance(node, dict) else None
+        template_meta = node.get("metadata") if isinstance(node, dict) else None
+        found = template_meta.get("annotations") if isinstance(template_meta, dict) else None
+        pod_annotations = found if isinstance(found, dict) else None
     return ObjectMeta(
-        annotations=annotations if isinstance(annotations, Mapping) else None,
-        has_metadata=isinstance(metadata, Mapping),
+        annotations=annotations if isinstance(annotations, dict) else None,
+        has_metadata=isinstance(metadata, dict),
         pod_annotations=pod_annotations,
     )
 
@@ -245,10 +248,10 @@ def _mirror_verdict(rule: Mirror, target: str, facts: Facts) -> tuple[str, str] 
     if not rule.verify:
         return None
     served = facts.mirror_serves.get(target)
-    looked: ImageFacts | None = facts.images.get(target)
-    host = target.split("/", 1)[0]
     if served is True:
         return None
+    looked: ImageFacts | None = facts.images.get(target)
+    host = target.split("/", 1)[0]
     if looked is None:
         return MIRROR_UNKNOWN, f"mirror {host} was not asked (offline)"
     status = looked.status

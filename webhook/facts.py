@@ -59,14 +59,7 @@ class FactGatherer:
         planned = plan(workload, cluster, policy, side)
         if self.registry is None or not planned.lookups:
             return Facts(cluster=cluster, credentials=planned.credentials)
-        results: dict[Lookup, ImageFacts] = {}
-        missing: list[Lookup] = []
-        for lookup in planned.lookups:
-            hit = self.registry.cached(lookup.reference, lookup.credentials, policy.registry)
-            if hit is not None:
-                results[lookup] = hit
-            else:
-                missing.append(lookup)
+        results, missing = self.registry.cached_lookups(planned.lookups, policy.registry)
         if missing:
             results |= await self._fetch(self.registry, missing, policy)
         return Facts(

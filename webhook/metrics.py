@@ -128,11 +128,11 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def count_cache(self, result: str) -> None:
+    def count_cache(self, result: str, times: int = 1) -> None:
         child = self._cache_children.get(result)
         if child is None:
             child = self._cache_children[result] = self.registry_cache.labels(result)
-        child.inc()
+        child.inc(times)
 
     def count_mirror(self, mirror: str, outcome: str) -> None:
         key = (mirror, outcome)  # mirrors are the policy's few; outcomes a fixed set

@@ -20,24 +20,26 @@ def patch_problem(document: dict[str, Any], operations: list[dict[str, Any]]) ->
     """The first operation that would fail, described; None when the whole patch applies. `document` is not
     changed."""
     written: list[str] = []
-    parents: dict[str, Any] = {}  # resolved once per parent path (a `test` and a `replace` share theirs)
+    nodes: dict[str, Any] = {"": document}  # each prefix resolved once: the containers share most of theirs
+    tested = None  # the previous operation's path when it was a `test` that held
     for operation in operations:
         op, path, value = operation["op"], operation["path"], operation["value"]
+        if op == "replace" and path == tested:  # the member is there: the test just compared it
+            written.append(path)
+            tested = None
+            continue
         for w in written:
             if path == w or path.startswith(w + "/") or w.startswith(path + "/"):
                 return _apply(_copied_along(document, operations), operations)  # reads what an earlier one wrote
         if op not in _OPERATIONS:
             return f"{op} {path}: not an operation pullguard emits"
-        tokens = _tokens(path)
-        if not tokens:
+        cut = path.rfind("/")
+        if not path.startswith("/"):
             return f"{op} {path}: not a pointer to a member"
-        parent_path = path[: path.rfind("/")]
-        parent = parents.get(parent_path, _UNSEEN)
-        if parent is _UNSEEN:
-            parent = parents[parent_path] = _resolve(document, tokens[:-1])
+        parent = _node_at(path[:cut], nodes)
         if parent is _MISSING:
             return f"{op} {path}: no such path"
-        last = tokens[-1]
+        last = _unescape(path[cut + 1 :])
         if isinstance(parent, dict):
             if op != "add" and last not in parent:
                 return f"{op} {path}: no such member"
@@ -54,19 +56,26 @@ def patch_problem(document: dict[str, Any], operations: list[dict[str, Any]]) ->
             return f"{op} {path}: no such member"
         if op != "test":
             written.append(path)
+        tested = path if op == "test" else None
     return None
+
+
+def _node_at(pointer: str, nodes: dict[str, Any]) -> Any:
+    """The node at `pointer` (a prefix of an operation's path), through `nodes`, which holds the root at ""."""
+    found = nodes.get(pointer, _UNSEEN)
+    if found is _UNSEEN:
+        cut = pointer.rfind("/")
+        parent = _node_at(pointer[:cut], nodes)
+        token = _unescape(pointer[cut + 1 :])
+        found = nodes[pointer] = _MISSING if parent is _MISSING else _child(parent, token)
+    return found
 
 
 _UNSEEN = object()
 
 
-def _resolve(document: Any, tokens: tuple[str, ...]) -> Any:
-    node = document
-    for token in tokens:
-        node = _child(node, token)
-        if node is _MISSING:
-            break
-    return node
+def _unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~") if "~" in token else token
 
 
 def _apply(document: dict[str, Any], operations: list[dict[str, Any]]) -> str | None:

@@ -21,6 +21,7 @@ import httpx
 
 from policies.config import RegistryConfig
 from policies.model import ImageFacts, LookupStatus
+from policies.plan import Lookup
 from policies.platforms import Platform
 from policies.pull_secret_parse import Credential
 from policies.reference import Reference, parse_docker_ref
@@ -63,14 +64,22 @@ class RegistryClient:
             await client.aclose()
         self._clients.clear()
 
-    def cached(
-        self, reference: str, credentials: Sequence[Credential], config: RegistryConfig, *, platforms: bool = True
-    ) -> ImageFacts | None:
-        """The cached answer, if fresh: the warm path of a review needs no task, no await."""
-        facts = self._cache.peek(_key(reference, credentials, config, platforms))
-        if facts is not None and self._metrics is not None:
-            self._metrics.count_cache("hit")
-        return facts
+    def cached_lookups(
+        self, lookups: Sequence[Lookup], config: RegistryConfig
+    ) -> tuple[dict[Lookup, ImageFacts], list[Lookup]]:
+        """The planned lookups answered from the cache, and those that were not (one metric update for all)."""
+        found: dict[Lookup, ImageFacts] = {}
+        missing: list[Lookup] = []
+        peek = self._cache.peek
+        for lookup in lookups:
+            facts = peek(_key(lookup.reference, lookup.credentials, config, True))
+            if facts is not None:
+                found[lookup] = facts
+            else:
+                missing.append(lookup)
+        if found and self._metrics is not None:
+            self._metrics.count_cache("hit", len(found))
+        return found, missing
 
     async def lookup(
         self,
@@ -385,7 +394,8 @@ class RegistryClient:
 def _key(reference: str, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool) -> Hashable:
     """What makes two lookups the same question. Only the settings that change the answer are in it (and
     hashing the whole pydantic config on every review would cost more than the lookup)."""
-    return (reference, tuple(c.identity for c in credentials), platforms, config.hosts_dir, config.allow_link_local)
+    identities = tuple(c.identity for c in credentials) if credentials else ()
+    return (reference, identities, platforms, config.hosts_dir, config.allow_link_local)
 
 
 def _ttl(facts: ImageFacts, config: RegistryConfig) -> float:

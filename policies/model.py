@@ -23,7 +23,8 @@ _parse = lru_cache(maxsize=8192)(parse_normalized)
 
 
 @lru_cache(maxsize=8192)
-def _pull_form(image: str) -> str:
+def pull_form(image: str) -> str:
+    """The reference as the kubelet pulls it (docker.io/library/nginx:latest). Raises InvalidReference."""
     return str(parse_docker_ref(image))
 
 
@@ -113,8 +114,13 @@ class ContainerImage:
             error = None
         except InvalidReference as exc:
             reference, error = None, str(exc)
-        pull = _pull_form(image) if reference is not None else None
+        pull = pull_form(image) if reference is not None else None
         return cls(kind, name, image, pointer, display_path, pod, pull_policy, reference, error, pull)
+
+    @property
+    def never_pulled(self) -> bool:
+        """`imagePullPolicy: Never`: the kubelet only uses what the node has, so the registry does not matter."""
+        return self.pull_policy == "Never"
 
     @property
     def label(self) -> str:

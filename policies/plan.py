@@ -72,7 +72,7 @@ def _image_lookups(workload: Workload, policy: Policy, credentials: PodCredentia
     lookups: dict[str, Lookup] = {}
     for image in workload.images:
         reference = image.pull_reference
-        if reference is None or reference in lookups or image.pull_policy == "Never":
+        if reference is None or reference in lookups or image.never_pulled:
             continue  # an image never pulled is never looked up: its registry does not matter
         lookups[reference] = Lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
     return tuple(lookups.values())

@@ -23,6 +23,7 @@ from typing import Final, NoReturn
 
 SECRET_TYPE_DOCKERCFG: Final = "kubernetes.io/dockercfg"  # noqa: S105 - a type name, not a password
 SECRET_TYPE_DOCKER_CONFIG_JSON: Final = "kubernetes.io/dockerconfigjson"  # noqa: S105
+PULL_SECRET_TYPES: Final = (SECRET_TYPE_DOCKER_CONFIG_JSON, SECRET_TYPE_DOCKERCFG)  # the types the kubelet reads
 DOCKERCFG_KEY: Final = ".dockercfg"
 DOCKER_CONFIG_JSON_KEY: Final = ".dockerconfigjson"
 # secrets.go pairs each type with exactly one data key; anything else is skipped.

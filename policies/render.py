@@ -40,6 +40,14 @@ def one_line(text: str) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
+def node_names(names: Sequence[str], shown: int = 3) -> str:
+    """ "node a" or "nodes a, b, c and 4 more": how findings name nodes."""
+    listed = ", ".join(names[:shown])
+    if len(names) == 1:
+        return f"node {listed}"
+    return f"nodes {listed}" + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def problem(finding: Finding, *, container: bool = True) -> str:
     """What is wrong. `container=False` drops the container and image it starts with, for outputs that show
     those in columns of their own."""

@@ -22,12 +22,12 @@ from policies.render import finding_line
 from webhook.admission import ProtocolError
 from webhook.facts import FactGatherer
 from webhook.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, clip
-from webhook.logs import review_line
+from webhook.logs import REVIEW_LOGGER, review_line
 from webhook.metrics import Metrics
 from webhook.pipeline import Outcome, PolicyConfigMap, mutate_body, validate_body
 from webhook.policy_source import PolicyHolder
 
-log = logging.getLogger("pullguard.review")
+log = logging.getLogger(REVIEW_LOGGER)
 JSON = "application/json"
 
 

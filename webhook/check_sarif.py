@@ -16,6 +16,7 @@ import orjson
 
 from policies import render
 from policies.checks import ALL_CHECKS
+from policies.model import CheckName
 from webhook.check_inventory import Skipped
 from webhook.check_report import Report, Result
 from webhook.manifests import STDIN
@@ -26,26 +27,26 @@ SRCROOT = "%SRCROOT%"
 
 # check -> (shortDescription, fullDescription, help): what it predicts, from what, and how to fix it
 RULES: dict[str, tuple[str, str, str]] = {
-    "reference": (
+    CheckName.REFERENCE: (
         "The image reference is valid",
         "The image string must parse under the reference grammar the kubelet uses (distribution/reference); "
         "an invalid one ends in InvalidImageName and is never pulled.",
         "Fix the image string: a lowercase repository path, a tag of at most 128 characters of [A-Za-z0-9_.-], "
         "a digest written as sha256:<64 hex digits>.",
     ),
-    "latestTag": (
+    CheckName.LATEST_TAG: (
         "The image tag is pinned",
         "A floating tag (latest, or no tag at all) may resolve to different images on different nodes, and "
         "makes every container restart pull again.",
         "Pin a version tag or a digest (image: nginx:1.27.2 or image: nginx@sha256:...).",
     ),
-    "imageExists": (
+    CheckName.IMAGE_EXISTS: (
         "The image exists in its registry",
         "The registry must serve the tag or digest when asked the way the node asks (hosts.toml mirrors, "
         "Accept list, the pod's credentials); a missing image ends in ErrImagePull, then ImagePullBackOff.",
         "Check the repository and tag, or push the image; the finding names the closest existing tags.",
     ),
-    "pullSecrets": (
+    CheckName.PULL_SECRETS: (
         "The pull secrets exist and match the registry",
         "The pod's imagePullSecrets (or its ServiceAccount's) must exist, be pull secrets, have an entry for "
         "the image's registry under the kubelet's keyring rules, and be accepted by the registry. The kubelet "
@@ -53,14 +54,14 @@ RULES: dict[str, tuple[str, str, str]] = {
         "Create or fix the secret: kubectl create secret docker-registry NAME --docker-server=REGISTRY "
         "--docker-username=USER --docker-password=PASSWORD -n NAMESPACE.",
     ),
-    "architecture": (
+    CheckName.ARCHITECTURE: (
         "The image has a build for the nodes' platform",
         "The image must offer a build for the platform of every node the pod may land on (nodeSelector, "
         "required node affinity, Ready nodes); otherwise containerd reports no match for platform, or a "
         "single-platform image fails with exec format error.",
         "Push a multi-platform image index, or constrain the pod to nodes of a platform the image has.",
     ),
-    "neverPull": (
+    CheckName.NEVER_PULL: (
         "With imagePullPolicy Never, the image is on the nodes",
         "With imagePullPolicy: Never the kubelet runs only images already on the node (Node status.images); "
         "an absent one ends in ErrImageNeverPull.",

@@ -18,13 +18,13 @@ import re
 from dataclasses import dataclass, field
 
 from policies import render
-from policies.model import ContainerKind, Decision, Finding, ImageFacts, LookupStatus
+from policies.model import CheckName, ContainerKind, Decision, Finding, ImageFacts, LookupStatus
 from policies.platforms import format as format_platform
 from policies.pull_errors import REPRODUCED_BY, PullErrorClass
 from webhook.explain_pods import SANDBOX, FailingContainer
 
 DIFFERS = "the registry answers fine from here: the node's network/DNS/hosts.toml differs"
-_IRRELEVANT_CHECKS = frozenset({"latestTag"})  # a floating tag is worth fixing, but it is not why a pull fails
+_IRRELEVANT_CHECKS = frozenset({CheckName.LATEST_TAG})  # a floating tag is worth fixing, but it is not why a pull fails
 _PLATFORM_CLASSES = frozenset({PullErrorClass.NO_MATCHING_PLATFORM, PullErrorClass.EXEC_FORMAT})
 
 
@@ -91,12 +91,12 @@ def judge(
         return Verdict("notChecked", f"{error.summary} (--offline: not checked from here)", fix, (), ())
     definite = [f for f in findings if not f.unknown and not f.advisory]
     if error.klass is PullErrorClass.NEVER_PULL and node:  # "missing on node X" is advisory, but X is this pod's
-        definite += [f for f in findings if f.check == "neverPull" and f.advisory and _names(node, f.message)]
+        definite += [f for f in findings if f.check == CheckName.NEVER_PULL and f.advisory and _names(node, f.message)]
     if definite:
         first = definite[0]
         return Verdict("confirmed", render.problem(first), render.fix(first), tuple(evidence), findings)
     if facts is not None and facts.status in REPRODUCED_BY.get(error.klass, frozenset()):
-        same = next((f for f in findings if f.check == "imageExists"), None)
+        same = next((f for f in findings if f.check == CheckName.IMAGE_EXISTS), None)
         cause = (
             render.problem(same) if same is not None else f"registry {facts.registry}: {facts.status} ({facts.detail})"
         )

@@ -31,10 +31,11 @@ from webhook.admission import (
 )
 from webhook.facts import FactGatherer
 from webhook.limits import OFFLOAD_BODY_BYTES, OFFLOAD_IMAGES, clip
+from webhook.logs import REVIEW_LOGGER
 from webhook.patch_check import patch_problem
 from webhook.wire import AdmissionReviewResponse
 
-log = logging.getLogger("pullguard.review")
+log = logging.getLogger(REVIEW_LOGGER)
 T = TypeVar("T")
 # Large reviews are parsed and judged here, off the event loop; two at a time, the rest queue.
 _large_reviews = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pullguard-large-review")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 from policies.config import DEFAULT_POLICY, Policy, PolicyError, parse_policy
+from webhook.files import Signature, file_signature
 from webhook.metrics import Metrics
 
 log = logging.getLogger("pullguard.policy")
@@ -62,22 +62,14 @@ class PolicyHolder:
 
 
 class PolicyFileWatcher:
-    """Re-reads a policy file when it changes. Polling `stat` follows the symlink swaps of mounted ConfigMaps,
-    which inotify-style watchers miss."""
+    """Re-reads a policy file when it changes (polled: see webhook.files)."""
 
     def __init__(self, holder: PolicyHolder, path: Path, interval: float = 1.0) -> None:
         self._holder, self._path, self._interval = holder, path, interval
-        self._signature: tuple[int, int, int] | None = None
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self._path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_ino, st.st_size)
+        self._signature: Signature | None = None
 
     def poll(self) -> None:
-        signature = self._stat()
+        signature = file_signature(self._path)
         if signature is None or signature == self._signature:
             return
         self._signature = signature

@@ -8,16 +8,15 @@ A half-written or mismatched pair is refused and the previous context stays in s
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 from pathlib import Path
 
 from cryptography import x509
 
+from webhook.files import file_signature
 from webhook.metrics import Metrics
 
 log = logging.getLogger("pullguard.tls")
-Signature = tuple[tuple[int, int, int], tuple[int, int, int]]
 
 
 def _context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -31,22 +30,15 @@ def _context(cert: Path, key: Path) -> ssl.SSLContext:
 class ReloadingTLS:
     def __init__(self, cert: Path, key: Path, metrics: Metrics) -> None:
         self._cert, self._key, self._metrics = cert, key, metrics
-        self._signature = self._stat()
+        self._signature = file_signature(cert, key)
         self._current = _context(cert, key)
         self._record_expiry()
         # The listening socket keeps this context; the callback points each handshake at the newest one.
         self.context = _context(cert, key)
         self.context.sni_callback = self._on_hello
 
-    def _stat(self) -> Signature | None:
-        try:
-            a, b = os.stat(self._cert), os.stat(self._key)
-        except OSError:
-            return None
-        return (a.st_mtime_ns, a.st_ino, a.st_size), (b.st_mtime_ns, b.st_ino, b.st_size)
-
     def refresh(self) -> None:
-        signature = self._stat()
+        signature = file_signature(self._cert, self._key)
         if signature is None or signature == self._signature:
             return
         self._signature = signature

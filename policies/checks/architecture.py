@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from policies.config import Policy
 from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
 from policies.platforms import Platform, format, matches, node_platform
+from policies.render import node_names
 from policies.scheduling import platform_demand
 
 NAME = CheckName.ARCHITECTURE
@@ -20,7 +21,7 @@ NAME = CheckName.ARCHITECTURE
 
 def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
     found = facts.image(image)
-    if found is None or not found.platforms or image.pull_policy == "Never":
+    if found is None or not found.platforms or image.never_pulled:
         return ()
     demand = platform_demand(image.pod, facts.cluster.nodes if facts.cluster.known else ())
     if demand is None:
@@ -43,7 +44,7 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
         hint = f"push a {_list(missing)} build (a multi-arch index), or pin the pod to {_arch_selector(offered)}"
         return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message + ": no match for platform", hint),)
     nodes = [n.name for n in demand.nodes if _node_platform_in(n.labels, missing)]
-    where = _names(nodes) if nodes else _list(missing)
+    where = node_names(nodes) if nodes else _list(missing)
     hint = f"add nodeSelector {_arch_selector(fitting)} or push a multi-arch image"
     if not found.is_index:
         message = (
@@ -65,9 +66,3 @@ def _list(platforms: Sequence[Platform]) -> str:
 
 def _arch_selector(platforms: Sequence[Platform]) -> str:
     return f"kubernetes.io/arch: {platforms[0].architecture}" if platforms else "a matching architecture"
-
-
-def _names(nodes: list[str]) -> str:
-    shown = ", ".join(nodes[:3])
-    more = f" and {len(nodes) - 3} more" if len(nodes) > 3 else ""
-    return f"nodes {shown}{more}"

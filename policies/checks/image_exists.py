@@ -18,7 +18,7 @@ _AUTHORIZATION = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
 
 def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
     found = facts.image(image)
-    if found is None or found.status in (LookupStatus.EXISTS, LookupStatus.NOT_CHECKED) or image.pull_policy == "Never":
+    if found is None or found.status in (LookupStatus.EXISTS, LookupStatus.NOT_CHECKED) or image.never_pulled:
         return ()  # with imagePullPolicy Never the registry is never asked (the neverPull check's business)
     if found.status in _AUTHORIZATION and policy.mode_for(CheckName.PULL_SECRETS, image.pod.namespace) is not Mode.OFF:
         return ()  # who may pull is the pullSecrets check's to explain

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from policies.config import Policy
 from policies.model import CheckName, ContainerImage, Facts, Finding, NodeFacts, Reason
+from policies.render import node_names
 from policies.scheduling import candidate_nodes
 
 NAME = CheckName.NEVER_PULL
@@ -48,22 +49,13 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     if not having:
         message = (
             f"{image.label} has imagePullPolicy Never; cannot confirm it is on any node "
-            f"({_names(full)} list the maximum of {facts.cluster.max_node_images} images)"
+            f"({node_names([n.name for n in full])} list the maximum of {facts.cluster.max_node_images} images)"
         )
         return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, HINT, unknown=True),)
-    message = f"{image.label} has imagePullPolicy Never and is missing on {_names(lacking)}"
-    hint = "import it there too, or pin the pod to " + _names(having)
+    message = f"{image.label} has imagePullPolicy Never and is missing on {node_names([n.name for n in lacking])}"
+    hint = "import it there too, or pin the pod to " + node_names([n.name for n in having])
     return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, hint, advisory=True),)
 
 
 def _count(nodes: Sequence[NodeFacts]) -> str:
     return f"{len(nodes)} node" + ("s" if len(nodes) != 1 else "")
-
-
-def _names(nodes: Sequence[NodeFacts]) -> str:
-    shown = ", ".join(n.name for n in nodes[:3])
-    return (
-        f"node {shown}"
-        if len(nodes) == 1
-        else f"nodes {shown}" + (f" and {len(nodes) - 3} more" if len(nodes) > 3 else "")
-    )

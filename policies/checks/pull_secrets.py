@@ -18,7 +18,7 @@ _AUTH_FAILURES = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
 
 
 def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
-    if image.reference is None or image.pull_policy == "Never":
+    if image.reference is None or image.never_pulled:
         return ()
     found = facts.image(image)
     findings: list[Finding] = []

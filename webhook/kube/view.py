@@ -7,10 +7,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from policies.model import NodeFacts, SecretFacts, ServiceAccountFacts
-from policies.reference import InvalidReference, parse_docker_ref
-
-PULL_SECRET_TYPES = ("kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg")
+from policies.model import NodeFacts, SecretFacts, ServiceAccountFacts, pull_form
+from policies.reference import InvalidReference
 
 
 class ClusterView(Protocol):
@@ -105,7 +103,7 @@ def _pull_form(name: str) -> str:
     if found is not None:
         return found
     try:
-        form = _intern(str(parse_docker_ref(name)))
+        form = _intern(pull_form(name))
     except InvalidReference:
         form = _intern(name)  # e.g. a bare image ID: kept, it just never matches a reference
     if len(_PULL_FORMS) >= _PULL_FORMS_MAX:

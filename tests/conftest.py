@@ -1,16 +1,13 @@
-"""Shared fixtures. `tests/` is put on sys.path so test modules import `reviews`, `server` and `support`."""
+"""Shared fixtures: a real `pullguard serve` for read-only tests, and a factory for tests that need their own."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from server import PullguardServer, start_pullguard
+from tests.server import PullguardServer, start_pullguard
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
 import sys
@@ -12,15 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from support.lifecycle import end_process
+
+from tests.support.lifecycle import end_process
+from tests.support.loopback import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

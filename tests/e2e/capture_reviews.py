@@ -28,8 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cluster import REPO_ROOT, Cluster, ClusterError
-from webhook_harness import WEBHOOK_RULES
+from tests.e2e.cluster import REPO_ROOT, Cluster, ClusterError
+from tests.e2e.webhook_harness import WEBHOOK_RULES
 
 NAMESPACE = "shop"
 DEFAULT_OUT = REPO_ROOT / "tests" / "data" / "admission"

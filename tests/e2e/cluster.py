@@ -36,7 +36,10 @@ from typing import Any, Self
 
 import httpx
 import yaml
-from control_plane import (
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.e2e.control_plane import (
     CertificateAuthority,
     ClusterError,
     IssuedCert,
@@ -48,8 +51,6 @@ from control_plane import (
     tail,
     wait_until,
 )
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR_SCRIPT = REPO_ROOT / "scripts" / "k8s-bin-dir.sh"

@@ -16,32 +16,16 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from cluster import Cluster
 
-T = TypeVar("T")
+from tests.e2e.cluster import Cluster
+from tests.support.polling import WAIT
 
 KUBECTL_TIMEOUT = 30.0
-WAIT = 15.0  # every "eventually" is bounded by this
 WARNING_PREFIX = "Warning: pullguard: "
 POLICY_KEY = "policy.yaml"
-
-
-# --------------------------------------------------------------------------- polling
-
-
-def eventually(probe: Callable[[], T], what: str, timeout: float = WAIT, interval: float = 0.25) -> T:
-    """Poll ``probe`` until it returns something truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {value!r})")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------- kubectl apply --dry-run=server

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import BinariesMissingError, Cluster, ClusterError, require_binaries
+
+from tests.e2e.cluster import BinariesMissingError, Cluster, ClusterError, require_binaries
 
 E2E_DIR = Path(__file__).resolve().parent
 REQUIRE_ENV = "PULLGUARD_REQUIRE_E2E"

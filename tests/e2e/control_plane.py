@@ -8,7 +8,6 @@ import ctypes
 import datetime
 import functools
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.support.loopback import free_port
 from webhook.certs import issue_serving, new_ca
 
 
@@ -81,14 +81,6 @@ class CertificateAuthority:
         """A serving certificate for ``hosts`` (DNS names and/or IP addresses)."""
         key, cert = issue_serving(self.key, self.cert, hosts, days=1, common_name=common_name)
         return IssuedCert(cert_pem=cert.public_bytes(serialization.Encoding.PEM), key_pem=_pem_key(key))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child

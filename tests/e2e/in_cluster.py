@@ -14,8 +14,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from cluster import REPO_ROOT, Cluster
-from support.lifecycle import end_process
+
+from tests.e2e.cluster import REPO_ROOT, Cluster
+from tests.support.lifecycle import end_process
 
 SERVICE_ACCOUNT_DIR = "/run/secrets/kubernetes.io/serviceaccount"
 # A tmpfs over /run inside the namespace gives the mount point without creating anything on the host.

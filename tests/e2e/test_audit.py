@@ -20,17 +20,18 @@ from typing import Any
 
 import httpx
 import pytest
-from cluster import Cluster
-from cluster_scenarios import NodeSpec, map_host, nodes, policy_configmap, pull_secret
 from prometheus_client import CollectorRegistry
-from support import fixtures
-from support.images import LINUX_AMD64
-from support.pushers import push_multiarch_index, push_single_arch
-from support.registry import RegistryServer, start_basic_registry, start_plain_registry
-from webhook_harness import start_server
 
 from policies.config import Policy, parse_policy
 from policies.model import ImageFacts
+from tests.e2e.cluster import Cluster
+from tests.e2e.cluster_scenarios import NodeSpec, map_host, nodes, policy_configmap, pull_secret
+from tests.e2e.webhook_harness import start_server
+from tests.support import fixtures
+from tests.support.images import LINUX_AMD64
+from tests.support.polling import eventually
+from tests.support.pushers import push_multiarch_index, push_single_arch
+from tests.support.registry import RegistryServer, start_basic_registry, start_plain_registry
 from webhook.audit import Auditor, TokenBucket
 from webhook.audit_lease import Lease
 from webhook.cluster_wiring import ClusterConnection, connect, wait_synced
@@ -117,14 +118,6 @@ def view(cluster: Cluster) -> Iterator[ClusterConnection]:
         yield connection
     finally:
         connection.stop()
-
-
-def eventually(probe: Any, what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def report(cluster: Cluster) -> dict[str, Any]:

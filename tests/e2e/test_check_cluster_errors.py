@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import yaml
-from cluster import REPO_ROOT, Cluster
+
+from tests.e2e.cluster import REPO_ROOT, Cluster
 
 POD = {
     "apiVersion": "v1",

@@ -8,7 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from cluster import Cluster
+from tests.e2e.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from cluster import Cluster, free_port
-from cluster_scenarios import (
+
+from tests.e2e.cluster import Cluster
+from tests.e2e.cluster_scenarios import (
     KUBECTL_TIMEOUT,
     DryRun,
     NodeSpec,
@@ -29,7 +30,6 @@ from cluster_scenarios import (
     deployment,
     dry_run,
     dry_run_until,
-    eventually,
     map_host,
     metric_value,
     nodes,
@@ -38,11 +38,13 @@ from cluster_scenarios import (
     pull_secret,
     service_account,
 )
-from support import fixtures
-from support.images import LINUX_AMD64
-from support.pushers import push_multiarch_index, push_single_arch
-from support.registry import RegistryServer, start_basic_registry, start_plain_registry
-from webhook_harness import PullguardWebhook, pullguard_webhook, start_server
+from tests.e2e.webhook_harness import PullguardWebhook, pullguard_webhook, start_server
+from tests.support import fixtures
+from tests.support.images import LINUX_AMD64
+from tests.support.loopback import free_port
+from tests.support.polling import eventually
+from tests.support.pushers import push_multiarch_index, push_single_arch
+from tests.support.registry import RegistryServer, start_basic_registry, start_plain_registry
 
 # The first test also pays for the session's cluster, the registries and the module's pullguard.
 pytestmark = [pytest.mark.timeout(180), pytest.mark.registry]
@@ -290,7 +292,7 @@ def test_architecture_against_nodes(
         assert spread.code == 0 and created(spread), spread
         # a single-platform image is pulled anywhere (containerd never matches the root manifest's platform)
         warning = spread.warning_with(
-            f'image "{amd64_only}" is a single-platform linux/amd64 image: pods on nodes ', arm_node
+            f'image "{amd64_only}" is a single-platform linux/amd64 image: pods on node {arm_node}'
         )
         assert warning, spread
         assert amd_node not in warning

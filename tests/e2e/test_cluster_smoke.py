@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cluster import REPO_ROOT, Cluster
+
+from tests.e2e.cluster import REPO_ROOT, Cluster
 
 # The first test also pays for starting the session's cluster (a few seconds;
 # Cluster.start gives up after 90s with the apiserver log in the error).

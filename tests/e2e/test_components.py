@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster import REPO_ROOT, Cluster
 from prometheus_client.parser import text_string_to_metric_families
-from server import start_pullguard
 
 from policies.model import LookupStatus
+from tests.e2e.cluster import REPO_ROOT, Cluster
+from tests.server import start_pullguard
 
 pytestmark = pytest.mark.timeout(150)
 

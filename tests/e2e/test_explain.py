@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster import Cluster
-from cluster_scenarios import map_host, policy_text
-from support import fixtures
-from support.images import LINUX_AMD64
-from support.pushers import push_multiarch_index, push_single_arch
-from support.registry import RegistryServer, start_plain_registry
 
+from tests.e2e.cluster import Cluster
+from tests.e2e.cluster_scenarios import map_host, policy_text
+from tests.support import fixtures
+from tests.support.images import LINUX_AMD64
+from tests.support.pushers import push_multiarch_index, push_single_arch
+from tests.support.registry import RegistryServer, start_plain_registry
 from webhook import explain
 from webhook.explain_verdict import DIFFERS
 

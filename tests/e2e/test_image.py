@@ -24,9 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
-from support import fixtures
-from support.containerd import ContainerdDaemon, containerd_available, containerd_fixture, write_hosts_dir
-from support.image_build import (
+
+from tests.support import fixtures
+from tests.support.containerd import ContainerdDaemon, containerd_available, containerd_fixture, write_hosts_dir
+from tests.support.image_build import (
     REPO,
     BuiltImage,
     ImageContainer,
@@ -39,8 +40,8 @@ from support.image_build import (
     start_container,
     unpacked_rootfs,
 )
-from support.registry import RegistryServer
-from support.registry_process import free_port
+from tests.support.loopback import free_port
+from tests.support.registry import RegistryServer
 
 # a cold build (mmdebstrap, wheel downloads, buildah) takes about 1.5 minutes, a source change about 40 s; the first
 # test pays for it

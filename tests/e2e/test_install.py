@@ -20,12 +20,13 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster import REPO_ROOT, Cluster, free_port
-from cluster_scenarios import eventually
 from cryptography import x509
-from in_cluster import InClusterProcess, start_in_cluster
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.cluster import REPO_ROOT, Cluster
+from tests.e2e.in_cluster import InClusterProcess, start_in_cluster
+from tests.support.loopback import free_port
+from tests.support.polling import eventually
 from webhook.kube.certificates import TLSBundle, service_hosts
 
 pytestmark = pytest.mark.timeout(240)

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cluster import Cluster, ManagedProcess, _apiserver_argv, _http_ok, free_port, wait_until
-from cluster_scenarios import eventually
 from kubernetes import client
 
+from tests.e2e.cluster import Cluster, ManagedProcess, _apiserver_argv, _http_ok, wait_until
+from tests.support.loopback import free_port
+from tests.support.polling import eventually
 from webhook.kube.informers import ConfigMapWatcher, KubeClusterView, load_api_client
 from webhook.kube.reflector import Reflector
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster import REPO_ROOT, Cluster
-from webhook_harness import WEBHOOK_RULES
 
 from policies.config import DEFAULT_POLICY_YAML, parse_policy
+from tests.e2e.cluster import REPO_ROOT, Cluster
+from tests.e2e.webhook_harness import WEBHOOK_RULES
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -94,6 +94,7 @@ def test_rbac_is_read_only_but_for_its_own_certificate_and_webhooks(rendered: li
             "resourceNames": ["pullguard"],
             "verbs": ["get", "list", "watch", "patch"],
         },
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},

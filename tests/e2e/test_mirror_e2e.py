@@ -18,13 +18,15 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster import Cluster
-from cluster_scenarios import deployment, eventually, map_host
-from support import fixtures
-from support.faults import refused_port
-from support.pushers import push_single_arch
-from support.registry import start_plain_registry, start_proxy_registry, start_token_registry
-from webhook_harness import PullguardWebhook, pullguard_webhook
+
+from tests.e2e.cluster import Cluster
+from tests.e2e.cluster_scenarios import deployment, map_host
+from tests.e2e.webhook_harness import PullguardWebhook, pullguard_webhook
+from tests.support import fixtures
+from tests.support.faults import refused_port
+from tests.support.polling import eventually
+from tests.support.pushers import push_single_arch
+from tests.support.registry import start_plain_registry, start_proxy_registry, start_token_registry
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.registry]
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster import Cluster
-from cluster_scenarios import eventually
 from kubernetes import client
-from webhook_harness import PullguardWebhook, pullguard_webhook, start_server
 
+from tests.e2e.cluster import Cluster
+from tests.e2e.webhook_harness import PullguardWebhook, pullguard_webhook, start_server
+from tests.support.polling import eventually
 from webhook.kube.informers import load_api_client
 from webhook.kube.mutating_toggle import CONDITION_NAME, MutatingToggle
 

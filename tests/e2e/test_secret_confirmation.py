@@ -6,10 +6,9 @@ from __future__ import annotations
 import base64
 import json
 
-from cluster import Cluster
-
 from policies.config import DEFAULT_POLICY
 from policies.model import ContainerImage, ContainerKind, PodContext, Workload
+from tests.e2e.cluster import Cluster
 from webhook.facts import FactGatherer
 from webhook.kube.informers import KubeClusterView, load_api_client
 

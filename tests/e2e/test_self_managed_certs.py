@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster import Cluster
-from cluster_scenarios import eventually
 from kubernetes import client
 
+from tests.e2e.cluster import Cluster
+from tests.support.polling import eventually
 from webhook.kube.ca_injection import WebhookCAInjector
 from webhook.kube.certificates import SecretCertificates, TLSBundle
 from webhook.kube.informers import load_api_client

@@ -8,8 +8,9 @@ import re
 import time
 
 import pytest
-from cluster import Cluster
-from webhook_harness import FailurePolicy, pullguard_webhook
+
+from tests.e2e.cluster import Cluster
+from tests.e2e.webhook_harness import FailurePolicy, pullguard_webhook
 
 # Each test starts its own pullguard and waits for webhook registration (a few seconds); the first also
 # pays for the session's cluster.

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from cluster import REPO_ROOT, Cluster, ClusterError, ManagedProcess, free_port
+
+from tests.e2e.cluster import REPO_ROOT, Cluster, ClusterError, ManagedProcess
+from tests.support.loopback import free_port
 
 FailurePolicy = Literal["Ignore", "Fail"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support import fixtures
-from support.pushers import StandardImages
-from support.registry import RegistryServer
+
+from tests.support import fixtures
+from tests.support.pushers import StandardImages
+from tests.support.registry import RegistryServer
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reviews import DATA
+from tests.reviews import DATA
 
 MANIFESTS = DATA / "manifests"
 

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from registry_helpers import map_host
-from reviews import DATA
-from support.delaying_proxy import DelayingProxy, start_delaying_proxy
-from support.images import build_image
-from support.pushers import ImagePusher
-from support.registry import RegistryServer
+
+from tests.integration.registry_helpers import map_host
+from tests.reviews import DATA
+from tests.support.delaying_proxy import DelayingProxy, start_delaying_proxy
+from tests.support.images import build_image
+from tests.support.pushers import ImagePusher
+from tests.support.registry import RegistryServer
 
 IMAGES = 40
 DELAY_MS = 800  # per request, as the issue measured it

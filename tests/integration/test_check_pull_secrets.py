@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from registry_helpers import map_host
-from support.pushers import push_single_arch
-from support.registry import RegistryServer
+
+from tests.integration.registry_helpers import map_host
+from tests.support.pushers import push_single_arch
+from tests.support.registry import RegistryServer
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,8 +12,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from reviews import manifest, review
-from server import PullguardServer, free_port
+
+from tests.reviews import manifest, review
+from tests.server import PullguardServer
+from tests.support.loopback import free_port
 
 PULLGUARD = str(Path(sys.executable).parent / "pullguard")
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.containerd import (
+
+from tests.support.containerd import (
     OUTCOME_PATTERNS,
     ContainerdDaemon,
     HostEntry,
@@ -19,11 +20,11 @@ from support.containerd import (
     start_containerd,
     write_hosts_dir,
 )
-from support.faults import Fault, refused_port, start_blackhole, start_fault_server
-from support.images import PushedImage
-from support.loopback import LoopbackHTTPServer, RequestHandler
-from support.pushers import push_arm64_only_index, push_multiarch_index, push_single_arch
-from support.registry import RegistryServer
+from tests.support.faults import Fault, refused_port, start_blackhole, start_fault_server
+from tests.support.images import PushedImage
+from tests.support.loopback import LoopbackHTTPServer, RequestHandler
+from tests.support.pushers import push_arm64_only_index, push_multiarch_index, push_single_arch
+from tests.support.registry import RegistryServer
 
 pytestmark = [pytest.mark.registry]
 

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.containerd import ContainerdDaemon, HostEntry, PullResult, containerd_fixture, write_hosts_dir
-from support.faults import RefusedEndpoint, refused_endpoint
-from support.pushers import PushedImage, push_arm64_only_index, push_multiarch_index, push_single_arch
-from support.registry import DEFAULT_BASIC_USERS, DEFAULT_TOKEN_USERS, RegistryServer
 
 from policies.config import Policy
 from policies.decide import decide
 from policies.model import Decision, Facts, Finding, LookupStatus, Reason
+from tests.support.containerd import ContainerdDaemon, HostEntry, PullResult, containerd_fixture, write_hosts_dir
+from tests.support.faults import RefusedEndpoint, refused_endpoint
+from tests.support.pushers import PushedImage, push_arm64_only_index, push_multiarch_index, push_single_arch
+from tests.support.registry import DEFAULT_BASIC_USERS, DEFAULT_TOKEN_USERS, RegistryServer
 from webhook.facts import FactGatherer
 from webhook.kube.view import StaticClusterView
 from webhook.registry.client import RegistryClient

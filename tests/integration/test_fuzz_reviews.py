@@ -28,10 +28,10 @@ from typing import Any
 import httpx
 import jsonpatch
 import orjson
-from server import PullguardServer
 
 from policies.config import parse_policy
 from policies.render import MAX_WARNING
+from tests.server import PullguardServer
 from webhook.app import Service, create_app
 from webhook.facts import FactGatherer
 from webhook.limits import MAX_POD_ENTRIES, OFFLOAD_BODY_BYTES

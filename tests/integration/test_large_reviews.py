@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import orjson
-from reviews import review
-from server import PullguardServer
 
+from tests.reviews import review
+from tests.server import PullguardServer
 from webhook.limits import MAX_BODY_BYTES, MAX_POD_ENTRIES
 
 JSON = "application/json"

@@ -10,22 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
-from reviews import manifest, review
-from server import PullguardServer
 
+from tests.reviews import manifest, review
+from tests.server import PullguardServer
+from tests.support.polling import eventually
 from webhook.certs import generate
 
 ENFORCE = "mode: enforce\n"
 WARN = "mode: warn\n"
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def replace_file(path: Path, text: str) -> None:
@@ -44,9 +36,9 @@ def test_policy_file_changes_apply_without_restart(pullguard_factory: Callable[.
     assert allowed(server)
     assert server.policy_path is not None
     replace_file(server.policy_path, ENFORCE)
-    assert wait_for(lambda: not allowed(server)), "enforce mode never took effect"
+    eventually(lambda: not allowed(server), "enforce mode to take effect", timeout=10)
     replace_file(server.policy_path, WARN)
-    assert wait_for(lambda: allowed(server)), "warn mode never came back"
+    eventually(lambda: allowed(server), "warn mode to come back", timeout=10)
 
 
 def test_invalid_policy_keeps_the_last_good_one(pullguard_factory: Callable[..., PullguardServer]) -> None:
@@ -55,7 +47,9 @@ def test_invalid_policy_keeps_the_last_good_one(pullguard_factory: Callable[...,
     assert server.policy_path is not None
     replace_file(server.policy_path, "mode: enforce\nchecks: {latestTag: {mode: sometimes}}\n")
     metrics = lambda: server.client().get("/metrics").text  # noqa: E731
-    assert wait_for(lambda: 'pullguard_policy_reloads_total{result="error"} 1.0' in metrics())
+    eventually(
+        lambda: 'pullguard_policy_reloads_total{result="error"} 1.0' in metrics(), "the reload error", timeout=10
+    )
     assert "pullguard_policy_valid 0.0" in metrics()
     assert not allowed(server), "the last good (enforce) policy must stay in force"
     ready = server.client().get("/readyz").json()
@@ -65,7 +59,7 @@ def test_invalid_policy_keeps_the_last_good_one(pullguard_factory: Callable[...,
     time.sleep(1.5)
     assert not allowed(server)
     replace_file(server.policy_path, WARN)
-    assert wait_for(lambda: allowed(server))
+    eventually(lambda: allowed(server), "the fixed policy to be allowed", timeout=10)
     assert "pullguard_policy_valid 1.0" in metrics()
 
 

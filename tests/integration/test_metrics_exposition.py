@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
-from reviews import DATA
-from server import PullguardServer
 
+from tests.reviews import DATA
+from tests.server import PullguardServer
 from webhook.version import version
 
 

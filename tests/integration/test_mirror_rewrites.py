@@ -26,14 +26,14 @@ from typing import Any
 import jsonpatch
 import pytest
 import yaml
-from reviews import review
-from server import PullguardServer
-from support.containerd import ContainerdDaemon, containerd_fixture, write_hosts_dir
-from support.faults import refused_port
-from support.pushers import push_single_arch
-from support.registry import RegistryServer, start_basic_registry, start_proxy_registry, start_token_registry
 
 from policies.config import Policy, parse_policy
+from tests.reviews import review
+from tests.server import PullguardServer
+from tests.support.containerd import ContainerdDaemon, containerd_fixture, write_hosts_dir
+from tests.support.faults import refused_port
+from tests.support.pushers import push_single_arch
+from tests.support.registry import RegistryServer, start_basic_registry, start_proxy_registry, start_token_registry
 from webhook.facts import FactGatherer
 from webhook.kube.view import StaticClusterView
 from webhook.pipeline import Outcome, mutate_body, validate_body

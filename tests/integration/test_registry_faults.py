@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from registry_helpers import config, lookup, map_host
-from support.delaying_proxy import start_delaying_proxy
-from support.faults import Fault, start_blackhole, start_fault_server
-from support.faults import refused_endpoint as make_refused_endpoint
-from support.pushers import StandardImages
-from support.registry import RegistryServer
 
 from policies.model import LookupStatus
+from tests.integration.registry_helpers import config, lookup, map_host
+from tests.support.delaying_proxy import start_delaying_proxy
+from tests.support.faults import Fault, start_blackhole, start_fault_server
+from tests.support.faults import refused_endpoint as make_refused_endpoint
+from tests.support.pushers import StandardImages
+from tests.support.registry import RegistryServer
 from webhook.registry.client import RegistryClient
 
 pytestmark = pytest.mark.registry
@@ -55,7 +55,7 @@ async def test_connection_refused(client: RegistryClient, tmp_path: Path) -> Non
 
 
 async def test_stopped_registry_is_refused(client: RegistryClient, tmp_path: Path) -> None:
-    from support.registry import start_plain_registry
+    from tests.support.registry import start_plain_registry
 
     registry = start_plain_registry()
     hosts = map_host(tmp_path, registry.host, registry.url)
@@ -102,8 +102,8 @@ async def test_unresolvable_name_is_dns(tmp_path: Path) -> None:
     if shutil.which("unshare") is None:
         pytest.skip("unshare (util-linux) is needed for a network namespace")
     script = (
-        "import asyncio, sys; sys.path.insert(0, 'tests/integration');"
-        "from registry_helpers import config, lookup;"
+        "import asyncio;"
+        "from tests.integration.registry_helpers import config, lookup;"
         "from webhook.registry.client import RegistryClient;"
         "facts = asyncio.run(lookup(RegistryClient(), 'registry.pullguard.invalid/app:1', config(None, timeout=2)));"
         "print(facts.status.value, '|', facts.detail)"
@@ -242,7 +242,7 @@ def _expired_cert(ca, directory: Path) -> tuple[Path, Path]:  # type: ignore[no-
 
 @pytest.mark.parametrize("problem", ["hostname mismatch", "expired"])
 async def test_tls_certificate_problems(client: RegistryClient, tmp_path: Path, problem: str) -> None:
-    from support.tlsgen import generate_ca
+    from tests.support.tlsgen import generate_ca
 
     ca = generate_ca(tmp_path / "ca")
     if problem == "hostname mismatch":
@@ -269,8 +269,8 @@ async def test_a_registry_gets_at_most_eight_concurrent_requests(
     plain_registry: RegistryServer,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    from support.images import build_image
-    from support.pushers import ImagePusher
+    from tests.support.images import build_image
+    from tests.support.pushers import ImagePusher
 
     with ImagePusher(plain_registry) as pusher:
         for i in range(24):

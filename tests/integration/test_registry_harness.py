@@ -16,9 +16,10 @@ import httpx
 import jwt
 import pytest
 from cryptography import x509
-from support import fixtures as f
-from support.delaying_proxy import start_delaying_proxy
-from support.faults import (
+
+from tests.support import fixtures as f
+from tests.support.delaying_proxy import start_delaying_proxy
+from tests.support.faults import (
     FAULT_MANIFEST,
     NOT_JSON_BODY,
     Fault,
@@ -26,7 +27,7 @@ from support.faults import (
     start_blackhole,
     start_fault_server,
 )
-from support.images import (
+from tests.support.images import (
     ACCEPT_ALL_MANIFESTS,
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -35,8 +36,8 @@ from support.images import (
     PushedImage,
     build_image,
 )
-from support.pushers import ImagePusher, StandardImages, fetch_manifest, push_multiarch_index, push_single_arch
-from support.registry import (
+from tests.support.pushers import ImagePusher, StandardImages, fetch_manifest, push_multiarch_index, push_single_arch
+from tests.support.registry import (
     DEFAULT_TOKEN_USERS,
     RegistryServer,
     registry_available,
@@ -45,9 +46,9 @@ from support.registry import (
     start_proxy_registry,
     start_token_registry,
 )
-from support.registry_auth import RegistryAuth, parse_www_authenticate
-from support.tlsgen import generate_ca
-from support.token_issuer import libtrust_key_id
+from tests.support.registry_auth import RegistryAuth, parse_www_authenticate
+from tests.support.tlsgen import generate_ca
+from tests.support.token_issuer import libtrust_key_id
 
 pytestmark = [
     pytest.mark.registry,

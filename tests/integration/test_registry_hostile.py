@@ -11,9 +11,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from registry_helpers import config, lookup, map_host
-from support.faults import refused_endpoint, start_blackhole
-from support.hostile_registry import (
+
+from policies.checks import image_exists
+from policies.config import parse_policy
+from policies.model import ContainerImage, ContainerKind, Facts, LookupStatus, PodContext
+from policies.platforms import Platform
+from policies.pull_secret_parse import Credential, CredentialSource
+from tests.integration.registry_helpers import config, lookup, map_host
+from tests.support.faults import refused_endpoint, start_blackhole
+from tests.support.hostile_registry import (
     HostileRegistry,
     challenge,
     digest,
@@ -25,12 +31,6 @@ from support.hostile_registry import (
     requires_bearer,
     token,
 )
-
-from policies.checks import image_exists
-from policies.config import parse_policy
-from policies.model import ContainerImage, ContainerKind, Facts, LookupStatus, PodContext
-from policies.platforms import Platform
-from policies.pull_secret_parse import Credential, CredentialSource
 from webhook.registry.client import RegistryClient
 
 AMD64, ARM64, S390X = Platform("linux", "amd64"), Platform("linux", "arm64"), Platform("linux", "s390x")

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from registry_helpers import config, lookup, map_host
-from support.faults import refused_endpoint
-from support.pushers import StandardImages, push_single_arch
-from support.registry import RegistryServer
 
 from policies.model import LookupStatus
 from policies.platforms import Platform
 from policies.pull_secret_parse import Credential, CredentialSource
+from tests.integration.registry_helpers import config, lookup, map_host
+from tests.support.faults import refused_endpoint
+from tests.support.pushers import StandardImages, push_single_arch
+from tests.support.registry import RegistryServer
 from webhook.registry.client import RegistryClient
 
 pytestmark = pytest.mark.registry

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import netns
-from support.outbound_probe import ADDRESSES, HOSTS
+
+from tests.support import netns
+from tests.support.outbound_probe import ADDRESSES, HOSTS
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -24,11 +25,11 @@ def probe() -> dict[str, Any]:
     if reason is not None:
         pytest.skip(f"no private network namespace: {reason}")
     done = netns.run_isolated(
-        [sys.executable, "-m", "support.outbound_probe"],
+        [sys.executable, "-m", "tests.support.outbound_probe"],
         hosts=HOSTS,
         addresses=ADDRESSES,
-        env={"PYTHONPATH": f"{TESTS.parent}:{TESTS}"},
-        cwd=TESTS,
+        env={"PYTHONPATH": str(TESTS.parent)},
+        cwd=TESTS.parent,
         timeout=90,
     )
     assert done.returncode == 0, done.stderr[-4000:]

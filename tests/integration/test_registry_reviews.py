@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from registry_helpers import map_host
-from reviews import review
-from server import PullguardServer
-from support.faults import start_blackhole
-from support.pushers import StandardImages
-from support.registry import RegistryServer
+
+from tests.integration.registry_helpers import map_host
+from tests.reviews import review
+from tests.server import PullguardServer
+from tests.support.faults import start_blackhole
+from tests.support.pushers import StandardImages
+from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.registry
 

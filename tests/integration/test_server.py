@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from reviews import manifest, manifests, review
-from server import PullguardServer, free_port, start_pullguard
+
+from tests.reviews import manifest, manifests, review
+from tests.server import PullguardServer, start_pullguard
+from tests.support.loopback import free_port
 
 NGINX_WARNING = 'pullguard: container "web" image "nginx" has no tag (resolves to latest): pin a version tag or digest'
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from reviews import manifest, review
-from server import PullguardServer, start_pullguard
+
+from tests.reviews import manifest, review
+from tests.server import PullguardServer, start_pullguard
 
 REQUEST_TIMEOUT = 1.5
 

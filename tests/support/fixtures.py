@@ -3,7 +3,7 @@
 Example (session scope is the intended use - each registry starts in ~0.1 s)::
 
     import pytest
-    from support import fixtures as f
+    from tests.support import fixtures as f
 
     @pytest.fixture(scope="session")
     def plain_registry():

@@ -13,7 +13,7 @@ from typing import Any
 
 from .lifecycle import StopsOnExit
 
-__all__ = ["DEFAULT_LIFETIME", "LOOPBACK", "LoopbackHTTPServer", "RequestHandler"]
+__all__ = ["DEFAULT_LIFETIME", "LOOPBACK", "LoopbackHTTPServer", "RequestHandler", "free_port"]
 
 
 #: Seconds after which a helper server stops itself if nobody called ``stop()``.
@@ -21,6 +21,14 @@ DEFAULT_LIFETIME = 600.0
 
 
 LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on `host` (127.0.0.1 or ::1) that was free a moment ago: whoever binds it next may race."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 _HOP_BY_HOP = frozenset(

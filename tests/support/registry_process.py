@@ -8,7 +8,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ import httpx
 import yaml
 
 from .lifecycle import StopsOnExit
+from .loopback import free_port
 from .registry_auth import RegistryAuth
 from .tlsgen import CertificateAuthority
 from .token_issuer import TokenIssuer
@@ -70,14 +70,6 @@ def registry_available() -> bool:
 
 def skip_reason() -> str:
     return f"{REGISTRY_BINARY} (Debian package docker-registry, CNCF distribution 2.8) is not installed"
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (docker-registry binds it right after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 _LIVE: set[RegistryServer] = set()

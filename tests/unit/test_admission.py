@@ -5,9 +5,9 @@ import json
 
 import orjson
 import pytest
-from reviews import manifest, review
 
 from policies.model import Decision, PatchOperation
+from tests.reviews import manifest, review
 from webhook.admission import MAX_BODY_BYTES, ProtocolError, allow, parse_review, respond, workload_of
 
 

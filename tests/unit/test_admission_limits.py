@@ -16,9 +16,9 @@ import httpx
 import jsonpatch
 import orjson
 import pytest
-from reviews import manifest, review
 
 from policies.config import parse_policy
+from tests.reviews import manifest, review
 from webhook.admission import MAX_BODY_BYTES, ProtocolError, parse_review, workload_of
 from webhook.app import AdmissionFastPath, Service, create_app
 from webhook.facts import FactGatherer

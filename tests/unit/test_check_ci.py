@@ -10,12 +10,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from policy_helpers import image
 from prometheus_client import generate_latest
 
 from policies.checks import image_exists
 from policies.config import parse_policy
 from policies.model import Facts, ImageFacts, LookupStatus
+from tests.unit.policy_helpers import image
 from webhook.check_progress import Progress
 from webhook.metrics import Metrics
 

@@ -6,8 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from reviews import DATA
-
+from tests.reviews import DATA
 from webhook.manifests import read
 from webhook.workloads import extract
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from cluster_helpers import container, dockerconfigjson
 
 from policies.config import parse_policy
 from policies.decide import decide
@@ -22,6 +21,7 @@ from policies.model import (
     ServiceAccountFacts,
     Workload,
 )
+from tests.unit.cluster_helpers import container, dockerconfigjson
 from webhook.check_secrets import unverifiable
 
 ENFORCE = parse_policy("mode: enforce\n")

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from policy_helpers import image
 
 from policies.checks import latest_tag, reference
 from policies.config import DEFAULT_POLICY, parse_policy
 from policies.model import Facts, Reason
+from tests.unit.policy_helpers import image
 
 
 @pytest.mark.parametrize(

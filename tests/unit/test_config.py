@@ -117,3 +117,15 @@ def test_the_readme_policy_block_is_the_embedded_default() -> None:
     section = readme[readme.index("## Policy") :]
     block = section[section.index("```yaml") + len("```yaml") : section.index("```", section.index("```yaml") + 7)]
     assert parse_policy(block) == DEFAULT_POLICY
+
+
+def test_the_policy_has_a_mode_for_every_check_and_nothing_else() -> None:
+    """The check list (CheckName, ALL_CHECKS) and the policy's `checks:` table cannot drift apart."""
+    from policies.checks import ALL_CHECKS
+    from policies.config import NamespaceChecks
+    from policies.model import CheckName
+
+    aliases = {info.alias for info in NamespaceChecks.model_fields.values()}
+    assert aliases == set(CheckName) == {spec.name for spec in ALL_CHECKS}
+    for check in CheckName:
+        assert DEFAULT_POLICY.mode_for(check, "any") is not None

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from policy_helpers import workload
-
 from policies.checks import CheckSpec
 from policies.config import Policy, parse_policy
 from policies.decide import decide, mutate
 from policies.model import CheckName, ContainerImage, Facts, Finding, Mode, Reason
+from tests.unit.policy_helpers import workload
 
 
 def modes(decision_policy: str, *images: str, namespace: str = "default") -> list[tuple[str, Mode, bool]]:

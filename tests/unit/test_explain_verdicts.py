@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cluster_helpers import node
-
 from policies.config import DEFAULT_POLICY
 from policies.decide import decide
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
 from policies.platforms import Platform
+from tests.unit.cluster_helpers import node
 from webhook.explain_pods import FailingContainer, failing_containers
 from webhook.explain_verdict import DIFFERS, judge
 from webhook.workloads import extract

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 
-from policy_helpers import image
-
 from policies import render
 from policies.checks import pull_secrets
 from policies.mirrors import MIRROR_MISSING, REWRITTEN, MirrorOutcome
 from policies.model import Decision, Finding, JudgedFinding, Mode, Reason, Workload
+from tests.unit.policy_helpers import image
 from webhook.audit_reports import AuditedWorkload, results
 from webhook.check_inventory import Inventory
 from webhook.check_report import Report, Result, render_json, render_table

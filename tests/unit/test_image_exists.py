@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import pytest
-from policy_helpers import image, workload
 
 from policies.checks import image_exists
 from policies.config import DEFAULT_POLICY, parse_policy
 from policies.decide import decide
 from policies.model import Facts, ImageFacts, LookupStatus, Reason
+from tests.unit.policy_helpers import image, workload
 
 REF = "registry.example.com/team/app:1.2"
 

@@ -5,7 +5,6 @@ never guessed."""
 from __future__ import annotations
 
 import pytest
-from policy_helpers import workload
 
 from policies.config import LabelSelector, PolicyError, parse_policy
 from policies.decide import mutate
@@ -13,6 +12,7 @@ from policies.mirrors import NAMESPACE_UNKNOWN, OPTED_OUT, REWRITTEN, plan
 from policies.model import ClusterFacts, Facts, Reason
 from policies.plan import Side
 from policies.plan import plan as plan_lookups
+from tests.unit.policy_helpers import workload
 from webhook.kube.view import StaticClusterView
 
 SELECTED = parse_policy(

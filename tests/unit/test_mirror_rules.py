@@ -8,7 +8,6 @@ from typing import Any
 
 import jsonpatch
 import pytest
-from policy_helpers import workload
 
 from policies.config import PolicyError, parse_policy
 from policies.decide import mutate
@@ -27,6 +26,7 @@ from policies.mirrors import (
 )
 from policies.model import Facts, ImageFacts, LookupStatus
 from policies.render import warning_lines
+from tests.unit.policy_helpers import workload
 from webhook.workloads import extract
 
 DIGEST = "sha256:" + "a" * 64

@@ -4,13 +4,13 @@ import copy
 
 import jsonpatch
 import pytest
-from policy_helpers import workload
-from reviews import manifest
 
 from policies.config import parse_policy
 from policies.mirrors import object_meta, rewrites
 from policies.model import ClusterFacts, Facts
 from policies.plan import LookupKind, Side, plan
+from tests.reviews import manifest
+from tests.unit.policy_helpers import workload
 from webhook.workloads import extract
 
 RULES = """

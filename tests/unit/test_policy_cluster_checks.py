@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from cluster_helpers import arch_affinity, container, dockerconfigjson, node
 
 from policies.checks import architecture, image_exists, never_pull, pull_secrets
 from policies.config import DEFAULT_POLICY
@@ -17,6 +16,7 @@ from policies.model import (
     ServiceAccountFacts,
 )
 from policies.platforms import Platform
+from tests.unit.cluster_helpers import arch_affinity, container, dockerconfigjson, node
 
 PRIVATE = "registry.example.com/team/app:1.0"
 AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64")
@@ -206,7 +206,7 @@ def test_unconstrained_pods_use_the_ready_schedulable_nodes() -> None:
     )
     (finding,) = architecture.check(container(PRIVATE), arch_facts((AMD64,), nodes), DEFAULT_POLICY)
     assert finding.advisory  # some nodes fit: a warning that names the others
-    assert "pods on nodes r1 would fail" in finding.message
+    assert "pods on node r1 would fail" in finding.message
     assert "nodeSelector kubernetes.io/arch: amd64" in finding.hint
     assert architecture.check(container(PRIVATE), arch_facts((AMD64, ARM64), nodes), DEFAULT_POLICY) == ()
 

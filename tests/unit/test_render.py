@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from policy_helpers import image
-
 from policies.model import Finding, Reason
 from policies.render import MAX_WARNING, denial_message, finding_line, warning_lines
+from tests.unit.policy_helpers import image
 
 
 def finding(message: str, hint: str = "fix it", name: str = "app") -> Finding:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-from reviews import manifest, manifests
 
 from policies.model import ContainerKind
+from tests.reviews import manifest, manifests
 from webhook.workloads import MalformedObjectError, extract
 
 

@@ -6,6 +6,14 @@ closest existing tags when the tag is missing. Lookups are cached and coalesced 
 credential identity; documents are judged and cached only under the digest of their bytes (content-addressed):
 a `Docker-Content-Digest` header is a claim, checked against the body. Every request goes through the
 outbound policy (`webhook.registry.outbound`).
+
+`RegistryClient(transport=httpx.MockTransport(handler))` answers every request (registry endpoints, token
+realms, redirect hops) from the handler instead of the network, so tests can drive the client's logic. It is a
+test seam, never a production setting: nothing is dialed, so the socket-level address re-check and the
+endpoints' TLS settings (hosts.toml `ca`, `client`, `skip_verify`) do not apply, and hosts are judged by name
+only, never resolved (`outbound.NameGuard`: an IP literal is its address, `localhost` is loopback, any other
+name has none). The judgement made before each request still runs: an endpoint, realm or redirect target
+named by a link-local, metadata or unmapped loopback address is refused before the transport sees it.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from webhook.registry.hosts import (
     request_url,
     resolve_endpoints,
 )
-from webhook.registry.outbound import Outbound, OutboundPolicy, Peer, Refused, Role, new_client, track
+from webhook.registry.outbound import NameGuard, Outbound, OutboundPolicy, Peer, Refused, Role, new_client, track
 
 MAX_PER_REGISTRY = 8  # concurrent upstream requests per registry host: a review storm must not DoS it
 MAX_DOCUMENTS = 4096
@@ -50,10 +58,13 @@ _NO_CREDENTIAL: tuple[None] = (None,)
 
 
 class RegistryClient:
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(self, metrics: Metrics | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """`transport`: for tests only (see the module docstring): it replaces the network for every client this
+        registry client creates, and bypasses the socket-level address re-check. `close()` closes it."""
         self._metrics = metrics
         self._clients: dict[tuple[object, ...], httpx.AsyncClient] = {}
-        self._outbound = Outbound()
+        self._transport = transport
+        self._outbound = Outbound() if transport is None else Outbound(NameGuard())
         self._auth = Authenticator(self._outbound)
         self._cache: CoalescingCache[ImageFacts] = CoalescingCache()
         self._platforms: OrderedDict[str, tuple[Platform, ...]] = OrderedDict()
@@ -387,7 +398,7 @@ class RegistryClient:
         key = (endpoint.ca_files, endpoint.client_pairs, bool(endpoint.skip_verify))
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = new_client(endpoint)
+            client = self._clients[key] = new_client(endpoint, self._transport)
         return client
 
 

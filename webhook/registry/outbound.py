@@ -14,6 +14,10 @@ resolved and judged, and the same judgement runs again at the socket, on the add
 * every body is read through `bodies.read_capped`.
 
 A refusal raises `Refused`, which the client turns into a `blocked` fact naming the refused host and its role.
+
+A substituted transport (`new_client(endpoint, transport)`, for tests with `httpx.MockTransport`) has no socket:
+the dial-time re-check and the endpoint's TLS settings do not apply to it, and hosts are judged by name only
+(`NameGuard`: IP literals and `localhost` names, no DNS). Every other rule above still runs before each request.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ import httpx
 
 from webhook.registry.bodies import MAX_ERROR_BYTES, read_capped
 from webhook.registry.endpoint import RegistryEndpoint
-from webhook.registry.guard import AddressGuard, forbidden_address, loopback_address, resolve
+from webhook.registry.guard import (
+    AddressGuard,
+    forbidden_address,
+    literal_addresses,
+    loopback_address,
+    resolve,
+    split_host,
+)
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -163,8 +174,23 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def new_client(endpoint: RegistryEndpoint) -> httpx.AsyncClient:
-    """An httpx client for the endpoint's TLS settings whose every dial goes through `GuardedBackend`."""
+def new_client(endpoint: RegistryEndpoint, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """An httpx client for the endpoint's TLS settings whose every dial goes through `GuardedBackend`.
+
+    `transport` (tests: `httpx.MockTransport`) replaces the network: the endpoint's TLS settings and the
+    socket-level re-check (`GuardedBackend`) are then not used, since nothing is dialed. What `Outbound.send`
+    judges before each request and each redirect hop still applies."""
+    if transport is None:
+        transport = _guarded_transport(endpoint)
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=False,  # `Outbound.send` follows them, judging each hop
+        timeout=httpx.Timeout(30.0),  # the lookup's own deadline is the real bound
+        trust_env=False,
+    )
+
+
+def _guarded_transport(endpoint: RegistryEndpoint) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport(
         verify=_tls_context(endpoint),
         cert=endpoint.client_pairs[0] if endpoint.client_pairs else None,
@@ -175,12 +201,7 @@ def new_client(endpoint: RegistryEndpoint) -> httpx.AsyncClient:
     if not isinstance(getattr(pool, "_network_backend", None), httpcore.AsyncNetworkBackend):
         raise RuntimeError("httpcore's connection pool has no _network_backend: the dial guard cannot be installed")
     pool._network_backend = GuardedBackend(pool._network_backend)
-    return httpx.AsyncClient(
-        transport=transport,
-        follow_redirects=False,  # `Outbound.send` follows them, judging each hop
-        timeout=httpx.Timeout(30.0),  # the lookup's own deadline is the real bound
-        trust_env=False,
-    )
+    return transport
 
 
 def _tls_context(endpoint: RegistryEndpoint) -> ssl.SSLContext | bool:
@@ -190,6 +211,24 @@ def _tls_context(endpoint: RegistryEndpoint) -> ssl.SSLContext | bool:
     for ca_file in endpoint.ca_files:
         context.load_verify_locations(cafile=ca_file)
     return context
+
+
+class NameGuard(AddressGuard):
+    """The addresses a host names by itself, without asking DNS: an IP literal is its address, `localhost` and
+    `*.localhost` are loopback, any other name has none (judged as a name that does not resolve).
+
+    For a client whose transport is not the network (tests): what a name resolves to says nothing about
+    where such a transport sends the request, and resolving it would send traffic off the host."""
+
+    async def addresses(self, host: str) -> tuple[str, ...]:
+        name = split_host(host)
+        literal = literal_addresses(name)
+        if literal is not None:
+            return literal
+        lowered = name.lower()
+        if lowered == "localhost" or lowered.endswith(".localhost"):
+            return ("127.0.0.1", "::1")
+        return ()
 
 
 class Outbound:

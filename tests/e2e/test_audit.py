@@ -26,7 +26,7 @@ from policies.config import Policy, parse_policy
 from policies.model import ImageFacts
 from tests.e2e.cluster import Cluster
 from tests.e2e.cluster_scenarios import NodeSpec, map_host, nodes, policy_configmap, pull_secret
-from tests.e2e.webhook_harness import start_server
+from tests.server import start_pullguard
 from tests.support import fixtures
 from tests.support.images import LINUX_AMD64
 from tests.support.polling import eventually
@@ -339,14 +339,15 @@ def test_serve_audits_when_its_policy_turns_the_audit_on(setup: Setup, tmp_path:
     )
     cluster.apply(policy_configmap("pullguard", policy, "pullguard-audit-policy"))
     args = ["--kubeconfig", str(cluster.kubeconfig), "--namespace", "pullguard"]
-    server = start_server(tmp_path, offline=False, extra_args=[*args, "--policy-configmap", "pullguard-audit-policy"])
+    extra = [*args, "--policy-configmap", "pullguard-audit-policy"]
+    server = start_pullguard(tmp_path, offline=False, extra_args=extra, log_level="info", wait_for="/readyz")
     try:
         eventually(
             lambda: ("served", "imageExists", "warn") in problems(cluster),
             "the serve-run audit to report the missing tag",
             timeout=60,
         )
-        with server.client() as client:
+        with server.new_client() as client:
             assert "pullguard_audit_last_run_timestamp_seconds" in client.get("/metrics").text
     finally:
         server.stop()

@@ -38,7 +38,8 @@ from tests.e2e.cluster_scenarios import (
     pull_secret,
     service_account,
 )
-from tests.e2e.webhook_harness import PullguardWebhook, pullguard_webhook, start_server
+from tests.e2e.webhook_harness import PullguardWebhook, pullguard_webhook
+from tests.server import start_pullguard
 from tests.support import fixtures
 from tests.support.images import LINUX_AMD64
 from tests.support.loopback import free_port
@@ -159,7 +160,7 @@ def test_pull_secret_for_another_registry(
     assert f"add an entry for {basic.host}" in warning
     assert not outcome.warning_with("does not exist"), outcome
     # It is the registry's answer (401 to an anonymous request) that makes this more than a guess.
-    with hook.server.client() as client:
+    with hook.server.new_client() as client:
         metrics = client.get("/metrics").text
     assert metric_value(metrics, "pullguard_registry_lookups_total", {"status": "unauthorized"}) >= 1
     assert '"GET /v2/private/app/manifests/1.0 HTTP/1.1" 401' in basic.log_text()
@@ -392,7 +393,7 @@ def test_policy_configmap_switches_to_enforce_and_survives_an_invalid_one(
             assert f"pullguard denied Deployment {workloads}/web" in denied.stderr, denied
             assert "[ErrImagePull]" in denied.stderr and f'image "{image}": not found in registry' in denied.stderr
 
-            with hook.server.client() as client:
+            with hook.server.new_client() as client:
                 ready = client.get("/readyz").json()
                 assert ready["policy"] == f"configmap {own}/{POLICY_CONFIGMAP}" and ready["policyError"] is None
                 errors_before = metric_value(
@@ -434,7 +435,7 @@ def test_policy_configmap_switches_to_enforce_and_survives_an_invalid_one(
 
 
 def test_readyz_is_ok_once_the_harness_returns(hook: PullguardWebhook, pullguard_namespace: str) -> None:
-    with hook.server.client() as client:
+    with hook.server.new_client() as client:
         response = client.get("/readyz")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -453,14 +454,14 @@ def test_readyz_waits_for_the_first_sync(cluster: Cluster, tmp_path: Path) -> No
     held_back = tmp_path / "kubeconfig"
     held_back.write_text(yaml.safe_dump(kubeconfig))
     held_back.chmod(0o600)
-    server = start_server(
+    server = start_pullguard(
         tmp_path / "server",
         offline=True,
         extra_args=["--kubeconfig", str(held_back), "--namespace", "default"],
         wait_for="/healthz",
     )
     try:
-        with server.client() as client:
+        with server.new_client() as client:
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline:
                 response = client.get("/readyz")
@@ -482,14 +483,14 @@ def test_an_invalid_policy_configmap_at_start_is_never_served(cluster: Cluster, 
     """No last good policy exists yet: /readyz stays 503 naming the error, rather than serve the embedded default
     in place of the policy the admin gave. A valid edit makes it ready."""
     cluster.apply(policy_configmap(namespace, "mode: enforcee\n", POLICY_CONFIGMAP))
-    server = start_server(
+    server = start_pullguard(
         tmp_path / "server",
         offline=True,
         extra_args=serve_args(cluster, namespace),
         wait_for="/healthz",
     )
     try:
-        with server.client() as client:
+        with server.new_client() as client:
             eventually(lambda: "policy rejected" in server.logs(), "the invalid ConfigMap to be read")
             response = client.get("/readyz")
             assert response.status_code == 503, response.text

@@ -14,7 +14,8 @@ import pytest
 from kubernetes import client
 
 from tests.e2e.cluster import Cluster
-from tests.e2e.webhook_harness import PullguardWebhook, pullguard_webhook, start_server
+from tests.e2e.webhook_harness import PullguardWebhook, pullguard_webhook
+from tests.server import start_pullguard
 from tests.support.polling import eventually
 from webhook.kube.informers import load_api_client
 from webhook.kube.mutating_toggle import CONDITION_NAME, MutatingToggle
@@ -135,7 +136,7 @@ def test_serve_follows_the_policy_live(cluster: Cluster, namespace: str, tmp_pat
     )
     args = ["--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace, "--manage-certs"]
     args += ["--webhook-configuration", name, "--mutate-only-with-mirrors"]
-    server = start_server(tmp_path / "pullguard", policy="mode: warn\n", extra_args=args)
+    server = start_pullguard(tmp_path / "pullguard", policy="mode: warn\n", extra_args=args, wait_for="/readyz")
     try:
         eventually(lambda: _conditions(cluster, name) == [[CONDITION_NAME]], "inert without mirrors", timeout=30)
         assert server.policy_path is not None

@@ -17,9 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
-import ssl
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,10 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
-
-from tests.e2e.cluster import REPO_ROOT, Cluster, ClusterError, ManagedProcess
-from tests.support.loopback import free_port
+from tests.e2e.cluster import Cluster, ClusterError
+from tests.server import PullguardServer, start_pullguard
 
 FailurePolicy = Literal["Ignore", "Fail"]
 
@@ -122,135 +117,6 @@ def webhook_configurations(
     ]
 
 
-# --------------------------------------------------------------------------- the server
-
-
-@dataclass
-class PullguardProcess:
-    """``python -m webhook.cli serve`` on 127.0.0.1:``port``, logging to ``log_path``."""
-
-    port: int
-    directory: Path
-    process: ManagedProcess
-    policy_path: Path | None
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def cert_dir(self) -> Path:
-        return self.directory / "certs"
-
-    @property
-    def ca_file(self) -> Path:
-        return self.cert_dir / "ca.crt"
-
-    @property
-    def log_path(self) -> Path:
-        return self.process.log_path
-
-    def client(self, timeout: float = 5.0) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, verify=ssl.create_default_context(cafile=str(self.ca_file)), timeout=timeout
-        )
-
-    def logs(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.process.alive()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-def start_server(
-    directory: Path,
-    *,
-    policy: str | None = None,
-    offline: bool = True,
-    extra_args: Sequence[str] = (),
-    log_level: str = "info",
-    wait_for: str = "/readyz",
-    timeout: float = SERVER_START_TIMEOUT,
-    attempts: int = 3,
-) -> PullguardProcess:
-    """Start ``pullguard serve`` and wait until ``wait_for`` answers 200 over TLS (verified with its CA).
-
-    ``policy`` text goes to ``directory/policy.yaml`` (passed as ``--config``; rewrite it to change the policy);
-    ``extra_args`` are appended to ``serve`` (e.g. ``--kubeconfig``, ``--namespace``). A port taken between
-    choosing and binding it is retried on a new one.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    policy_path: Path | None = None
-    if policy is not None:
-        policy_path = directory / "policy.yaml"
-        policy_path.write_text(policy)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.pop("PULLGUARD_CONFIG", None)
-    last_error = ""
-    for attempt in range(attempts):
-        port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "webhook.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--cert-dir",
-            str(directory / "certs"),
-            "--ip",
-            "127.0.0.1",
-            "--dns",
-            "localhost",
-            "--log-level",
-            log_level,
-        ]
-        if offline:
-            argv.append("--offline")
-        if policy_path is not None:
-            argv += ["--config", str(policy_path)]
-        argv += list(extra_args)
-        proc = ManagedProcess.spawn("pullguard", argv, directory / f"pullguard-{attempt}.log", env=env)
-        server = PullguardProcess(port=port, directory=directory, process=proc, policy_path=policy_path)
-        if _wait_healthy(server, wait_for, timeout):
-            return server
-        server.stop()
-        last_error = server.logs()
-        if "address already in use" not in last_error.lower():
-            break
-    raise ClusterError(f"pullguard serve did not answer {wait_for} within {timeout:.0f}s; log:\n{last_error}")
-
-
-def _wait_healthy(server: PullguardProcess, path: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    client: httpx.Client | None = None
-    try:
-        while time.monotonic() < deadline:
-            if not server.alive():
-                return False
-            if client is None and server.ca_file.exists():
-                with contextlib.suppress(OSError, ssl.SSLError):
-                    client = server.client(timeout=2.0)
-            if client is not None:
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(path).status_code == 200:
-                        return True
-            time.sleep(0.1)
-        return False
-    finally:
-        if client is not None:
-            client.close()
-
-
 # --------------------------------------------------------------------------- registration
 
 
@@ -281,7 +147,7 @@ class PullguardWebhook:
     """A running pullguard registered as the webhook of ``cluster``; see :func:`pullguard_webhook`."""
 
     cluster: Cluster
-    server: PullguardProcess
+    server: PullguardServer
     name: str
     probe_namespace: str
     failure_policy: FailurePolicy
@@ -430,7 +296,15 @@ def pullguard_webhook(
     """
     suffix = uuid.uuid4().hex[:8]
     directory = directory or cluster.workdir / f"pullguard-{suffix}"
-    server = start_server(directory, policy=policy, offline=offline, extra_args=extra_args, log_level=log_level)
+    server = start_pullguard(
+        directory,
+        policy=policy,
+        offline=offline,
+        extra_args=extra_args,
+        log_level=log_level,
+        wait_for="/readyz",
+        timeout=SERVER_START_TIMEOUT,
+    )
     hook = PullguardWebhook(
         cluster=cluster,
         server=server,
@@ -454,10 +328,8 @@ __all__ = [
     "PROBE_IMAGE",
     "WEBHOOK_RULES",
     "FailurePolicy",
-    "PullguardProcess",
     "PullguardWebhook",
     "namespace_selector",
     "pullguard_webhook",
-    "start_server",
     "webhook_configurations",
 ]

@@ -341,6 +341,16 @@ async def test_head_405_is_asked_again_with_get() -> None:
     assert wire.asked() == [("HEAD", REGISTRY), ("GET", REGISTRY)]
 
 
+@pytest.mark.parametrize(("code", "status"), [(400, LookupStatus.MALFORMED), (501, LookupStatus.SERVER_ERROR)])
+async def test_other_head_failures_are_not_asked_again(code: int, status: LookupStatus) -> None:
+    """containerd retries only a 405 as GET; a 400 or 501 to the HEAD fails the pull there, so pullguard does not
+    find the image by a GET the node would never make (it says it could not verify)."""
+    wire = Wire({REGISTRY: head_answers(lambda: httpx.Response(code))})
+    facts = await lookup(wire, platforms=False)
+    assert facts.status is status and not facts.status.definite, facts
+    assert wire.asked() == [("HEAD", REGISTRY)]
+
+
 async def test_head_without_docker_content_digest_gets_the_manifest_and_hashes_it() -> None:
     wire = Wire({REGISTRY: serve(digest_header=False)})
     facts = await lookup(wire, platforms=False)

@@ -202,7 +202,7 @@ class RegistryClient:
         method = "GET" if fetch_body else "HEAD"
         try:
             response, sent = await self._request(method, peer, reference, credential, "manifests", target)
-            if response.status_code in (400, 405, 501):  # HEAD not supported here: ask with GET, as containerd does
+            if method == "HEAD" and response.status_code == 405:  # containerd's retryRequest: 405 only, then GET
                 response, sent = await self._request("GET", peer, reference, credential, "manifests", target)
         except AuthError as exc:
             return replace(base, status=exc.status, detail=exc.detail, credentials_sent=exc.credentials_sent), None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from policies.keyring import Keyring, repo_to_pull
-from policies.model import ClusterFacts, ContainerImage, Facts, PodContext
+from policies.model import ClusterFacts, ContainerImage, Facts, PodContext, ServiceAccountFacts
 from policies.pull_secret_parse import (
     Credential,
     CredentialSource,
@@ -42,11 +42,15 @@ class PodCredentials:
         return self.keyring.lookup(repo_to_pull(image.image)) if image.reference is not None else []
 
 
+def pull_secret_names(pod: PodContext, account: ServiceAccountFacts | None) -> tuple[str, ...]:
+    """The secrets the kubelet uses: the pod's own imagePullSecrets, else its ServiceAccount's (ServiceAccount
+    admission copies them into the pod; a template has not been through it yet)."""
+    return pod.image_pull_secrets or (account.image_pull_secrets if account is not None else ())
+
+
 def pod_credentials(pod: PodContext, cluster: ClusterFacts) -> PodCredentials:
-    names = pod.image_pull_secrets
-    from_account = False
-    if not names and cluster.service_account is not None:
-        names, from_account = cluster.service_account.image_pull_secrets, True
+    names = pull_secret_names(pod, cluster.service_account)
+    from_account = not pod.image_pull_secrets and bool(names)
     keyring = Keyring()
     problems: list[SecretProblem] = []
     keys: list[str] = []

@@ -8,6 +8,7 @@ verify". This module only counts them, for the report's summary.
 
 from __future__ import annotations
 
+from policies.credentials import pull_secret_names
 from policies.model import ClusterFacts, PodContext
 
 HINT = "check with --kubeconfig, or put the Secrets in the input and pass --complete-input"
@@ -18,6 +19,5 @@ def unverifiable(pod: PodContext, cluster: ClusterFacts) -> tuple[str, ...]:
     view even the ServiceAccount is unknown, so only the pod's own list can be named."""
     if not cluster.known:
         return tuple(dict.fromkeys(pod.image_pull_secrets))
-    account = cluster.service_account
-    names = pod.image_pull_secrets or (account.image_pull_secrets if account is not None else ())
+    names = pull_secret_names(pod, cluster.service_account)
     return tuple(name for name in dict.fromkeys(names) if cluster.secrets.get(name) is None)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from policies.config import Policy
+from policies.credentials import pull_secret_names
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
 from policies.plan import Lookup, LookupKind, Side, plan
 from webhook.kube.view import ClusterView
@@ -29,7 +30,7 @@ def cluster_facts(view: ClusterView | None, workload: Workload) -> ClusterFacts:
         return ClusterFacts()
     pod = workload.images[0].pod  # every image of a workload shares its pod
     account = view.service_account(workload.namespace, pod.service_account)
-    names = pod.image_pull_secrets or (account.image_pull_secrets if account is not None else ())
+    names = pull_secret_names(pod, account)
     secrets = {name: view.secret(workload.namespace, name) for name in names}
     return ClusterFacts(
         known=True,

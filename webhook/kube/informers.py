@@ -37,9 +37,9 @@ log = logging.getLogger("pullguard.kube")
 
 _NO_DATA: Mapping[str, str] = MappingProxyType({})
 CONFIRMED_ABSENT_SECONDS = 5.0
-# LIST page sizes: a page is the largest thing a reflector holds (raw, then parsed). Secrets and ServiceAccounts
-# are small (a 1,000-object page is under 1 MiB of JSON): larger pages mean fewer round trips at start. A Node
-# with its status.images is several KiB: 250 per page keeps the start-up peak low.
+# LIST page sizes: a page's bytes are the largest thing a reflector holds (its items are parsed one at a time).
+# Secrets and ServiceAccounts are small (a 1,000-object page is under 1 MiB of JSON): larger pages mean fewer round
+# trips at start. A Node with its status.images is ~7 KiB: 250 per page (1.7 MiB) keeps the start-up peak low.
 SMALL_OBJECT_PAGE = 1000
 NODE_PAGE = 250
 

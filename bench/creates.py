@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from webhook_harness import WEBHOOK_RULES, webhook_configurations  # tests/e2e, on the path through bench.processes
 
 from bench.processes import (
     OUT,
@@ -43,6 +42,7 @@ from bench.processes import (
     pullguard_argv,
     wait_ok,
 )
+from tests.e2e.webhook_harness import WEBHOOK_RULES, webhook_configurations
 from webhook.kube.mutating_toggle import CONDITION
 
 TARGETS = ("none", "noop", "pullguard", "pullguard-inert")

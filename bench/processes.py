@@ -13,11 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.e2e.cluster import Cluster, ManagedProcess, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-
-from cluster import Cluster, ManagedProcess, free_port  # noqa: E402
 
 __all__ = [
     "OUT",

@@ -21,16 +21,15 @@ from pathlib import Path
 
 import httpx
 
+from bench.run import wait_healthy
+from tests.reviews import review
+from tests.support.delaying_proxy import start_delaying_proxy
+from tests.support.images import build_image
+from tests.support.loopback import free_port
+from tests.support.pushers import ImagePusher
+from tests.support.registry import start_plain_registry
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from reviews import review  # noqa: E402
-from support.delaying_proxy import start_delaying_proxy  # noqa: E402
-from support.images import build_image  # noqa: E402
-from support.pushers import ImagePusher  # noqa: E402
-from support.registry import start_plain_registry  # noqa: E402
-
-from bench.run import free_port, wait_healthy  # noqa: E402
 
 HOST = "registry.bench.example"  # mapped by hosts.toml to the delaying proxy: no DNS, loopback only
 ROUNDS = 7

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -24,13 +23,13 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from tests.reviews import review
+from tests.support.images import build_image, build_index
+from tests.support.loopback import free_port
+from tests.support.pushers import ImagePusher
+from tests.support.registry import RegistryServer, start_plain_registry
 
-from reviews import review  # noqa: E402
-from support.images import build_image, build_index  # noqa: E402
-from support.pushers import ImagePusher  # noqa: E402
-from support.registry import RegistryServer, start_plain_registry  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HOST = "registry.bench.example"  # mapped by a hosts.toml to a registry on loopback: no DNS, no outside traffic
 MIRROR = "mirror.bench.example"  # a mirror rule for HOST, mapped to the same registry (the /mutate target)
@@ -75,12 +74,6 @@ class Round:
     p90_ms: float
     p99_ms: float
     errors: int
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_healthy(url: str, ca: Path, seconds: float = 30) -> None:

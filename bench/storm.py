@@ -22,14 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from cluster import ManagedProcess, free_port  # noqa: E402
-from reviews import review  # noqa: E402
-
-from bench.apiserver import env, make_certs, pullguard_argv, wait_ok  # noqa: E402
+from bench.processes import ROOT, ManagedProcess, env, free_port, make_certs, pullguard_argv, wait_ok
+from tests.reviews import review
 
 CLIENTS = 4
 

@@ -61,6 +61,14 @@ def plan(workload: Workload, cluster: ClusterFacts, policy: Policy, side: Side) 
     return Plan(credentials, lookups)
 
 
+def credentials_only(workload: Workload, cluster: ClusterFacts, policy: Policy, side: Side) -> Plan:
+    """What a caller that cannot look anything up (offline) still needs: the pod's credentials, which the
+    validating side's pullSecrets check reads. Planning a large object's lookups would be wasted work."""
+    if side is Side.MUTATE or policy.excludes(workload.namespace) or not workload.images or not cluster.known:
+        return Plan(None, ())
+    return Plan(pod_credentials(workload.images[0].pod, cluster), ())
+
+
 def _matched(credentials: PodCredentials | None, image: str) -> tuple[Credential, ...]:
     return tuple(credentials.keyring.lookup(repo_to_pull(image))) if credentials is not None else ()
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from policies.config import Policy
 from policies.credentials import pull_secret_names
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
-from policies.plan import Lookup, LookupKind, Side, plan
+from policies.plan import Lookup, LookupKind, Side, credentials_only, plan
 from webhook.kube.view import ClusterView
 from webhook.registry.client import RegistryClient
 
@@ -57,8 +57,10 @@ class FactGatherer:
         cluster = cluster_facts(self.cluster, workload)
         if self.cluster is not None and any(secret is None for secret in cluster.secrets.values()):
             cluster = await self._confirm_missing(self.cluster, workload.namespace, cluster, policy)
+        if self.registry is None:  # offline
+            return Facts(cluster=cluster, credentials=credentials_only(workload, cluster, policy, side).credentials)
         planned = plan(workload, cluster, policy, side)
-        if self.registry is None or not planned.lookups:
+        if not planned.lookups:
             return Facts(cluster=cluster, credentials=planned.credentials)
         results, missing = self.registry.cached_lookups(planned.lookups, policy.registry)
         if missing:

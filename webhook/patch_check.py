@@ -19,18 +19,17 @@ _OPERATIONS = ("test", "replace", "add")
 def patch_problem(document: dict[str, Any], operations: list[dict[str, Any]]) -> str | None:
     """The first operation that would fail, described; None when the whole patch applies. `document` is not
     changed."""
-    written: list[str] = []
+    written = _Writes()
     nodes: dict[str, Any] = {"": document}  # each prefix resolved once: the containers share most of theirs
     tested = None  # the previous operation's path when it was a `test` that held
     for operation in operations:
         op, path, value = operation["op"], operation["path"], operation["value"]
         if op == "replace" and path == tested:  # the member is there: the test just compared it
-            written.append(path)
+            written.add(path)
             tested = None
             continue
-        for w in written:
-            if path == w or path.startswith(w + "/") or w.startswith(path + "/"):
-                return _apply(_copied_along(document, operations), operations)  # reads what an earlier one wrote
+        if written.touch(path):
+            return _apply(_copied_along(document, operations), operations)  # reads what an earlier one wrote
         if op not in _OPERATIONS:
             return f"{op} {path}: not an operation pullguard emits"
         cut = path.rfind("/")
@@ -55,9 +54,53 @@ def patch_problem(document: dict[str, Any], operations: list[dict[str, Any]]) ->
         else:
             return f"{op} {path}: no such member"
         if op != "test":
-            written.append(path)
+            written.add(path)
         tested = path if op == "test" else None
     return None
+
+
+class _Writes:
+    """The paths earlier operations wrote, and whether a path is one of them, above or below one. A short list is
+    scanned (the usual patch: a few images); past LINEAR writes, sets answer in time independent of their number,
+    so a patch for a thousand containers is not checked in quadratic time."""
+
+    LINEAR = 16
+
+    def __init__(self) -> None:
+        self._paths: list[str] = []
+        self._exact: set[str] | None = None
+        self._above: set[str] = set()  # every path above a written one
+
+    def add(self, path: str) -> None:
+        self._paths.append(path)
+        if self._exact is not None:
+            self._index(path)
+        elif len(self._paths) > self.LINEAR:
+            self._exact = set()
+            for written in self._paths:
+                self._index(written)
+
+    def _index(self, path: str) -> None:
+        assert self._exact is not None
+        self._exact.add(path)
+        cut = path.rfind("/")
+        while cut > 0:
+            self._above.add(path[:cut])
+            cut = path.rfind("/", 0, cut)
+
+    def touch(self, path: str) -> bool:
+        if self._exact is None:
+            for w in self._paths:  # noqa: SIM110 - a plain loop: any() with a generator is slower here
+                if path == w or path.startswith(w + "/") or w.startswith(path + "/"):
+                    return True
+            return False
+        if path in self._above:
+            return True
+        while path:  # the path itself, or a path above it
+            if path in self._exact:
+                return True
+            path = path[: path.rfind("/")]
+        return False
 
 
 def _node_at(pointer: str, nodes: dict[str, Any]) -> Any:

@@ -54,6 +54,11 @@ class MalformedDockerConfig(PullSecretError):
     (MakeDockerKeyring returns the error), so the pod's pulls fail rather than go anonymous."""
 
 
+def _shown(obj: object, **fields: str) -> str:
+    """A repr made of fields already made safe to show (credentials redacted by the caller)."""
+    return f"{type(obj).__name__}(" + ", ".join(f"{name}={text}" for name, text in fields.items()) + ")"
+
+
 def _redacted(value: str) -> str:
     return "'<redacted>'" if value else "''"
 
@@ -67,9 +72,8 @@ class DockerConfigEntry:
     email: str = ""
 
     def __repr__(self) -> str:
-        return (
-            f"DockerConfigEntry(username={_redacted(self.username)}, "
-            f"password={_redacted(self.password)}, email={_redacted(self.email)})"
+        return _shown(
+            self, username=_redacted(self.username), password=_redacted(self.password), email=_redacted(self.email)
         )
 
 
@@ -99,9 +103,9 @@ class CredentialSource:
     registry_key: str = ""
 
     def __repr__(self) -> str:
-        return (
-            f"CredentialSource(namespace={self.namespace!r}, name={self.name!r}, uid={self.uid!r}, "
-            f"registry_key={redact_registry_key(self.registry_key)!r})"
+        key = redact_registry_key(self.registry_key)
+        return _shown(
+            self, namespace=repr(self.namespace), name=repr(self.name), uid=repr(self.uid), registry_key=repr(key)
         )
 
 
@@ -133,9 +137,12 @@ class Credential:
         return f"secret {self.source.namespace}/{self.source.name}" if self.source is not None else ""
 
     def __repr__(self) -> str:
-        return (
-            f"Credential(username={_redacted(self.username)}, password={_redacted(self.password)}, "
-            f"email={_redacted(self.email)}, source={self.source!r})"
+        return _shown(
+            self,
+            username=_redacted(self.username),
+            password=_redacted(self.password),
+            email=_redacted(self.email),
+            source=repr(self.source),
         )
 
 

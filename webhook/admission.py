@@ -15,6 +15,7 @@ import orjson
 from policies.config import PolicyError, parse_policy
 from policies.model import Decision, PatchOperation, Workload
 from policies.render import denial_message, warning_lines
+from webhook.json_object import json_object
 from webhook.limits import (
     MAX_BODY_BYTES,
     MAX_DENIAL_LINE,
@@ -55,11 +56,9 @@ def parse_review(body: bytes) -> Review:
     if len(body) > MAX_BODY_BYTES:
         raise ProtocolError(f"body is {len(body)} bytes, over the {MAX_BODY_BYTES}-byte limit")
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProtocolError(f"body is not JSON: {clip(str(exc))}") from None
-    if not isinstance(document, dict):
-        raise ProtocolError("body must be a JSON object (an AdmissionReview)")
+        document = json_object(body)
+    except ValueError as exc:
+        raise ProtocolError(f"body is {clip(str(exc))} (an AdmissionReview is a JSON object)") from None
     if document.get("kind") != "AdmissionReview":
         raise ProtocolError(f"kind must be AdmissionReview, got {describe(document.get('kind'))}")
     api_version = document.get("apiVersion")

@@ -44,7 +44,7 @@ def with_value(path: str, value: object) -> dict:
     [
         (b"{not json", "body is not JSON"),
         (b"", "body is not JSON"),
-        (b"[1, 2]", "must be a JSON object"),
+        (b"[1, 2]", r"body is not a JSON object \(an AdmissionReview"),
         (body(with_value("kind", "Pod")), "kind must be AdmissionReview"),
         (body(with_value("apiVersion", "admission.k8s.io/v2")), "apiVersion must be one of"),
         (body(without("request")), "request is missing"),

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from policies import platforms
 from policies.model import INDEX_MEDIA_TYPES
 from policies.platforms import Platform
+from webhook.json_object import json_object
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -48,12 +47,9 @@ def media_type(content_type: str, body: bytes | None = None) -> str:
 
 def _json(body: bytes) -> dict[str, Any]:
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedManifestError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise MalformedManifestError("not a JSON object")
-    return document
+        return json_object(body)
+    except ValueError as exc:
+        raise MalformedManifestError(str(exc)) from None
 
 
 def index_platforms(body: bytes) -> tuple[Platform, ...]:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
+
+from policies.config import RegistryConfig
+from policies.model import ImageFacts, LookupStatus
+from policies.pull_secret_parse import Credential
 
 Value = TypeVar("Value")
 
@@ -60,3 +64,24 @@ class CoalescingCache(Generic[Value]):
 
         task.add_done_callback(store)
         return await asyncio.shield(task), "miss"
+
+
+UNKNOWN_TTL_SECONDS = 5.0  # network trouble: retry soon, but do not hammer a struggling registry
+
+
+def lookup_key(reference: str, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool) -> Hashable:
+    """What makes two lookups the same question. Only the settings that change the answer are in it (and
+    hashing the whole pydantic config on every review would cost more than the lookup)."""
+    identities = tuple(c.identity for c in credentials) if credentials else ()
+    return (reference, identities, platforms, config.hosts_dir, config.allow_link_local)
+
+
+def answer_ttl(facts: ImageFacts, config: RegistryConfig) -> float:
+    """How long an answer stands: the policy's positive or negative TTL; network trouble only briefly."""
+    if facts.status is LookupStatus.EXISTS:
+        return config.cache.positive_seconds
+    if facts.status is LookupStatus.RATE_LIMITED and facts.retry_after_seconds is not None:
+        return min(facts.retry_after_seconds, config.cache.negative_seconds)
+    if facts.status.definite:
+        return config.cache.negative_seconds
+    return min(UNKNOWN_TTL_SECONDS, config.cache.negative_seconds)

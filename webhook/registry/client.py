@@ -7,13 +7,10 @@ credential identity; documents are judged and cached only under the digest of th
 a `Docker-Content-Digest` header is a claim, checked against the body. Every request goes through the
 outbound policy (`webhook.registry.outbound`).
 
-`RegistryClient(transport=httpx.MockTransport(handler))` answers every request (registry endpoints, token
-realms, redirect hops) from the handler instead of the network, so tests can drive the client's logic. It is a
-test seam, never a production setting: nothing is dialed, so the socket-level address re-check and the
-endpoints' TLS settings (hosts.toml `ca`, `client`, `skip_verify`) do not apply, and hosts are judged by name
-only, never resolved (`outbound.NameGuard`: an IP literal is its address, `localhost` is loopback, any other
-name has none). The judgement made before each request still runs: an endpoint, realm or redirect target
-named by a link-local, metadata or unmapped loopback address is refused before the transport sees it.
+`RegistryClient(transport=httpx.MockTransport(handler))` is a test seam, never a production setting: the handler
+answers every request (endpoints, token realms, redirects); nothing is dialed, so the socket-level address
+re-check and hosts.toml TLS settings do not apply, and hosts are judged by name only (`outbound.NameGuard`). The
+judgement before each request still runs: a link-local, metadata or unmapped loopback target is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import asyncio
 import difflib
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import httpx
@@ -37,7 +34,7 @@ from webhook.metrics import Metrics
 from webhook.registry import manifests
 from webhook.registry.auth import Authenticator, AuthError, scope_error
 from webhook.registry.bodies import MAX_DOCUMENT_BYTES, DigestMismatch, digest_of, verify
-from webhook.registry.cache import CoalescingCache
+from webhook.registry.cache import CoalescingCache, answer_ttl, lookup_key
 from webhook.registry.classify import classify_exception, classify_status, error_codes, rate_limit
 from webhook.registry.guard import is_node_local
 from webhook.registry.hosts import (
@@ -53,7 +50,6 @@ from webhook.registry.outbound import NameGuard, Outbound, OutboundPolicy, Peer,
 
 MAX_PER_REGISTRY = 8  # concurrent upstream requests per registry host: a review storm must not DoS it
 MAX_DOCUMENTS = 4096
-UNKNOWN_TTL_SECONDS = 5.0  # network trouble: retry soon, but do not hammer a struggling registry
 _NO_CREDENTIAL: tuple[None] = (None,)
 
 
@@ -83,7 +79,7 @@ class RegistryClient:
         missing: list[Lookup] = []
         peek = self._cache.peek
         for lookup in lookups:
-            facts = peek(_key(lookup.reference, lookup.credentials, config, True))
+            facts = peek(lookup_key(lookup.reference, lookup.credentials, config, True))
             if facts is not None:
                 found[lookup] = facts
             else:
@@ -103,13 +99,13 @@ class RegistryClient:
         """Look up a pull reference (`parse_docker_ref` form). Never raises for anything the registry or the
         network does: the outcome is in `status`."""
         text = str(reference)
-        key = _key(text, credentials, config, platforms)
+        key = lookup_key(text, credentials, config, platforms)
 
         async def produce() -> ImageFacts:
             parsed = reference if isinstance(reference, Reference) else parse_docker_ref(reference)
             return await self._bounded(parsed, credentials, config, platforms)
 
-        facts, how = await self._cache.get(key, produce, lambda f: _ttl(f, config))
+        facts, how = await self._cache.get(key, produce, lambda f: answer_ttl(f, config))
         if self._metrics is not None:
             self._metrics.count_cache(how)
             if how == "miss":
@@ -400,20 +396,3 @@ class RegistryClient:
         if client is None:
             client = self._clients[key] = new_client(endpoint, self._transport)
         return client
-
-
-def _key(reference: str, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool) -> Hashable:
-    """What makes two lookups the same question. Only the settings that change the answer are in it (and
-    hashing the whole pydantic config on every review would cost more than the lookup)."""
-    identities = tuple(c.identity for c in credentials) if credentials else ()
-    return (reference, identities, platforms, config.hosts_dir, config.allow_link_local)
-
-
-def _ttl(facts: ImageFacts, config: RegistryConfig) -> float:
-    if facts.status is LookupStatus.EXISTS:
-        return config.cache.positive_seconds
-    if facts.status is LookupStatus.RATE_LIMITED and facts.retry_after_seconds is not None:
-        return min(facts.retry_after_seconds, config.cache.negative_seconds)
-    if facts.status.definite:
-        return config.cache.negative_seconds
-    return min(UNKNOWN_TTL_SECONDS, config.cache.negative_seconds)

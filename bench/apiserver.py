@@ -2,7 +2,9 @@
 to ready with a cluster's worth of objects cached, and a TLS connection storm.
 
 - **Creates** (`bench/creates.py`): no webhook, a do-nothing webhook on pullguard's stack, and pullguard
-  (validating + mutating, and with its mutating webhook inert), interleaved in rounds; real and `dryRun=All`.
+  (validating + mutating, with its mutating webhook inert, and online with a mirror rule that rewrites every pod
+  to a mirror on a loopback registry, against the do-nothing webhook making the same patch), interleaved in rounds;
+  real and `dryRun=All`.
 - **Scale** (`bench/scale.py`, objects from `bench/objects.py`): 5,000 pull Secrets / 2,000 ServiceAccounts /
   1,000 Nodes (and a Namespace per 100 Secrets), then 50,000 / 20,000 / 10,000 (`--skip-large` leaves that point
   out; `--scale` names the points instead). At each size: the RSS of a pullguard that watched the objects arrive
@@ -32,6 +34,11 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=150, help="sequential creates per round and cell")
     parser.add_argument("--concurrent", type=int, default=400, help="creates by 8 creators per round and cell")
     parser.add_argument("--skip-creates", action="store_true")
+    parser.add_argument(
+        "--skip-mirror",
+        action="store_true",
+        help="leave the pullguard-mirror (a mirror rule rewriting every pod) and noop-patch targets out of the creates",
+    )
     parser.add_argument("--skip-memory", action="store_true", help="skip the scale points (memory, time to ready)")
     parser.add_argument("--skip-storm", action="store_true", help="skip bench/storm.py's connection storm")
     parser.add_argument(

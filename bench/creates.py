@@ -1,24 +1,38 @@
 """Pod creates through a real kube-apiserver + etcd (the e2e harness's) with no webhook, a do-nothing webhook and
 pullguard, interleaved (part of `python -m bench.apiserver`).
 
-One control plane; four namespaces, one per target: `bench-none` (no webhook), `bench-noop` (a do-nothing
+One control plane; six namespaces, one per target: `bench-none` (no webhook), `bench-noop` (a do-nothing
 FastAPI/uvicorn/TLS webhook, `bench/noop_webhook.py`, registered validating + mutating), `bench-pullguard`
-(`pullguard serve --offline`, validating + mutating, the embedded default policy: `mirrors: []`) and
+(`pullguard serve --offline`, validating + mutating, the embedded default policy: `mirrors: []`),
 `bench-pullguard-inert` (the same process, its mutating webhook carrying the `false` matchCondition that
-`serve --manage-certs` adds while there is no mirror rule: webhook/kube/mutating_toggle.py). Each webhook
-configuration selects only its namespace by label, so all are registered once and every create is routed by its
-namespace alone: rounds interleave without re-registration. A create is `POST /api/v1/namespaces/NS/pods` (one
-container, `localhost/bench/app:1.0`: node-local, so pullguard asks no registry) over one httpx client with
-keep-alive (asyncio; 1 creator for "sequential", 8 for "concurrent"), real or with `?dryRun=All`. Every round runs
-each (target, mode, concurrency) cell once, the target order rotating from round to round; medians over rounds.
-"Added" latency is a target's median create latency minus no-webhook's in the same round; ratios are taken per
-round, then the median.
+`serve --manage-certs` adds while there is no mirror rule: webhook/kube/mutating_toggle.py) and
+`bench-pullguard-mirror` (a second pullguard, online, with a mirror rule that rewrites every pod) with its control
+`bench-noop-patch` (the do-nothing webhook answering /mutate with the same patch, no lookups; `--skip-mirror` leaves
+both out). Each webhook configuration selects only its namespace by label, so all are registered once and
+every create is routed by its namespace alone: rounds interleave without re-registration. A create is
+`POST /api/v1/namespaces/NS/pods` (one container, `localhost/bench/app:1.0`: node-local, so pullguard asks no
+registry; the two mirror targets' image below) over one httpx client with keep-alive (asyncio; 1 creator for
+"sequential", 8 for "concurrent"), real or with `?dryRun=All`. Every round runs each (target, mode, concurrency)
+cell once, the target order rotating from round to round; medians over rounds. "Added" latency is a target's median
+create latency minus no-webhook's in the same round; ratios are taken per round, then the median.
+
+The mirror target: `pullguard serve` without `--offline` (and without a kubeconfig, as the other pullguard targets),
+policy `registry: {hostsDir}` and the mirror rule `{registry: registry.bench.example, mirror: mirror.bench.example}`
+(`verify: true`, `privateImages: deny`: the defaults), both hosts mapped by hosts.toml to one loopback
+docker-registry holding the image (`bench/run.py`'s `push_bench_images`). Its pods name
+`registry.bench.example/shop/sidecar:1.4.2`; the mutating webhook verifies the image on the mirror, checks the
+source (an anonymous pull is allowed: not private) and patches the image and the `pullguard.io/original-images`
+annotation; the validating webhook then judges the mirror image. Lookups are cached (warm-up first). The rewrite is
+checked before measuring (a dry-run create must come back with the mirror image and no warning) and after (every
+bench pod's mutating review logged as `patched`, its validating review without findings, every stored pod on the
+mirror): otherwise the run fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -42,20 +56,32 @@ from bench.processes import (
     pullguard_argv,
     wait_ok,
 )
+from bench.run import HOST, MIRROR, push_bench_images
 from tests.e2e.webhook_harness import WEBHOOK_RULES, webhook_configurations
+from tests.support.registry import RegistryServer, start_plain_registry
 from webhook.kube.mutating_toggle import CONDITION
 
 TARGETS = ("none", "noop", "pullguard", "pullguard-inert")
+MIRROR_TARGET = "pullguard-mirror"
+PATCH_TARGET = "noop-patch"  # the do-nothing webhook making the same rewrite without lookups (bench/noop_webhook.py)
 TARGET_LABEL = "bench.pullguard.io/target"
 IMAGE = "localhost/bench/app:1.0"
+# pushed by push_bench_images (single-arch); the mirror rule moves it to MIRROR_IMAGE
+SOURCE_IMAGE = f"{HOST}/shop/sidecar:1.4.2"
+MIRROR_IMAGE = f"{MIRROR}/shop/sidecar:1.4.2"
+ORIGINAL_IMAGES = "pullguard.io/original-images"
 
 
-def pod(name: str) -> dict[str, Any]:
+def image_for(target: str) -> str:
+    return SOURCE_IMAGE if target in (MIRROR_TARGET, PATCH_TARGET) else IMAGE
+
+
+def pod(name: str, image: str = IMAGE) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": "bench"}},
-        "spec": {"containers": [{"name": "app", "image": IMAGE}]},
+        "spec": {"containers": [{"name": "app", "image": image}]},
     }
 
 
@@ -81,11 +107,12 @@ async def run_cell(client: httpx.AsyncClient, target: str, mode: str, creators: 
     errors = 0
     counter = iter(range(creates))
     tag = uuid.uuid4().hex[:6]
+    image = image_for(target)
 
     async def creator() -> None:
         nonlocal errors
         for i in counter:
-            body = json.dumps(pod(f"p-{tag}-{i}")).encode()
+            body = json.dumps(pod(f"p-{tag}-{i}", image)).encode()
             t0 = time.perf_counter()
             response = await client.post(url, content=body, headers={"Content-Type": "application/json"})
             latencies.append(time.perf_counter() - t0)
@@ -147,27 +174,121 @@ def wait_called(cluster: Cluster, target: str, marker: str, seconds: float = 60)
     raise RuntimeError(f"the API server does not call the {target} webhook")
 
 
-async def creates_phase(cluster: Cluster, rounds: int, sequential: int, concurrent: int) -> list[Cell]:
+def check_rewrite(cluster: Cluster, target: str) -> None:
+    """A dry-run create in the target's namespace must come back rewritten to the mirror, with the original in
+    the annotation and no warning (pullguard's validating webhook judged the mirror image and found it)."""
+    with cluster.http_client() as client:
+        response = client.post(
+            f"/api/v1/namespaces/bench-{target}/pods?dryRun=All",
+            json=pod(f"check-{uuid.uuid4().hex[:8]}", SOURCE_IMAGE),
+        )
+    if response.status_code != 201:
+        raise RuntimeError(f"mirror check: HTTP {response.status_code}: {response.text[:500]}")
+    stored = response.json()
+    image = stored["spec"]["containers"][0]["image"]
+    original = json.loads(stored["metadata"].get("annotations", {}).get(ORIGINAL_IMAGES, "{}"))
+    warning = response.headers.get("warning", "")
+    if image != MIRROR_IMAGE or SOURCE_IMAGE not in original.values() or warning:
+        raise RuntimeError(
+            f"{target} did not rewrite {SOURCE_IMAGE} to {MIRROR_IMAGE}: image {image}, {ORIGINAL_IMAGES} "
+            f"{original}, warning {warning!r}"
+        )
+
+
+def bench_reviews(log: Path, namespace: str) -> list[dict[str, Any]]:
+    """pullguard's review log lines (JSON) of the bench pods (named `p-...`) of `namespace`."""
+    found: list[dict[str, Any]] = []
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if (
+            isinstance(entry, dict)
+            and entry.get("msg") == "review"
+            and entry.get("namespace") == namespace
+            and str(entry.get("name", "")).startswith("p-")
+        ):
+            found.append(entry)
+    return found
+
+
+def review_ms(log: Path, namespace: str) -> dict[str, float]:
+    """Median `durationMs` (pullguard's own handling, body read to answer built) per endpoint, bench pods of
+    `namespace`, warm-up included."""
+    durations: dict[str, list[float]] = {}
+    for entry in bench_reviews(log, namespace):
+        durations.setdefault(str(entry.get("endpoint")), []).append(float(entry.get("durationMs", 0)))
+    return {endpoint: statistics.median(values) for endpoint, values in sorted(durations.items())}
+
+
+def check_rewritten_all(cluster: Cluster, log: Path, expected: int) -> dict[str, int]:
+    """After the run: every bench pod (name `p-...`) in the mirror namespace was patched by the mutating webhook
+    and allowed, without findings, by the validating webhook (pullguard's review log), at least `expected` of each;
+    every stored pod names the mirror image. Returns the counts."""
+    namespace = f"bench-{MIRROR_TARGET}"
+    counts = {"mutate": 0, "patched": 0, "validate": 0, "validate-clean": 0}
+    for entry in bench_reviews(log, namespace):
+        endpoint = entry.get("endpoint")
+        if endpoint == "mutate":
+            counts["mutate"] += 1
+            patched = entry.get("patched") or []
+            if any(p.get("from") == SOURCE_IMAGE and p.get("to") == MIRROR_IMAGE for p in patched):
+                counts["patched"] += 1
+        elif endpoint == "validate":
+            counts["validate"] += 1
+            counts["validate-clean"] += not entry.get("findings")
+    with cluster.http_client() as client:
+        listed = client.get(f"/api/v1/namespaces/{namespace}/pods").json()["items"]
+    counts["stored"] = len(listed)
+    counts["stored-on-mirror"] = sum(p["spec"]["containers"][0]["image"] == MIRROR_IMAGE for p in listed)
+    if not (
+        counts["patched"] == counts["mutate"] >= expected
+        and counts["validate-clean"] == counts["validate"] >= expected
+        and counts["stored-on-mirror"] == counts["stored"] > 0
+    ):
+        raise RuntimeError(f"not every pod of {namespace} was rewritten to the mirror and allowed: {counts}")
+    return counts
+
+
+def registry_requests(registry: RegistryServer | None) -> int:
+    """Requests the bench registry has logged so far (its access log)."""
+    if registry is None:
+        return 0
+    return sum(" /v2/" in line for line in registry.log_file.read_text(errors="replace").splitlines())
+
+
+async def creates_phase(
+    cluster: Cluster,
+    targets: tuple[str, ...],
+    rounds: int,
+    sequential: int,
+    concurrent: int,
+    registry: RegistryServer | None = None,
+) -> tuple[list[Cell], int]:
+    """The cells, and how many requests the registry saw while they were measured (after the warm-up)."""
     cells: list[Cell] = []
     async with api_client(cluster, timeout=30, connections=8) as client:
-        for target in TARGETS:  # warm-up: connections, the webhooks' first requests, the apiserver's caches
+        for target in targets:  # warm-up: connections, the webhooks' first requests and lookups, apiserver caches
             await run_cell(client, target, "dry", 8, 200, -1)
+        before = registry_requests(registry)
         for rnd in range(rounds):
-            order = TARGETS[rnd % len(TARGETS) :] + TARGETS[: rnd % len(TARGETS)]
+            order = targets[rnd % len(targets) :] + targets[: rnd % len(targets)]
             for mode in ("dry", "real"):
                 for creators, creates in ((1, sequential), (8, concurrent)):
                     for target in order:
                         cell = await run_cell(client, target, mode, creators, creates, rnd)
                         cells.append(cell)
                         print(
-                            f"round {rnd} {mode:4} c={creators} {target:9} {cell.creates_per_second:7.0f}/s "
+                            f"round {rnd} {mode:4} c={creators} {target:16} {cell.creates_per_second:7.0f}/s "
                             f"p50 {cell.p50_ms:6.2f} ms p90 {cell.p90_ms:6.2f} ms errors {cell.errors}",
                             flush=True,
                         )
-    return cells
+    return cells, registry_requests(registry) - before
 
 
 def creates_report(cells: list[Cell]) -> list[str]:
+    targets = list(dict.fromkeys(c.target for c in cells))
     lines = [
         "| mode | creators | target | creates/s | p50 ms | p90 ms | added p50 ms | added vs no-op | creates/s vs "
         "no-op | creates/s vs none |",
@@ -178,32 +299,56 @@ def creates_report(cells: list[Cell]) -> list[str]:
             mine = [c for c in cells if c.mode == mode and c.creators == creators]
             rounds = sorted({c.round for c in mine})
             by = {(c.target, c.round): c for c in mine}
-            added = {t: statistics.median(by[(t, r)].p50_ms - by[("none", r)].p50_ms for r in rounds) for t in TARGETS}
-            rate = {t: statistics.median(by[(t, r)].creates_per_second for r in rounds) for t in TARGETS}
+            added = {t: statistics.median(by[(t, r)].p50_ms - by[("none", r)].p50_ms for r in rounds) for t in targets}
+            rate = {t: statistics.median(by[(t, r)].creates_per_second for r in rounds) for t in targets}
             rate_vs_noop = {
                 t: statistics.median(by[(t, r)].creates_per_second / by[("noop", r)].creates_per_second for r in rounds)
-                for t in TARGETS
+                for t in targets
             }
             rate_vs_none = {
                 t: statistics.median(by[(t, r)].creates_per_second / by[("none", r)].creates_per_second for r in rounds)
-                for t in TARGETS
+                for t in targets
             }
-            for t in TARGETS:
+            for t in targets:
                 p50 = statistics.median(by[(t, r)].p50_ms for r in rounds)
                 p90 = statistics.median(by[(t, r)].p90_ms for r in rounds)
-                added_ratio = f"{added[t] / added['noop']:.2f}" if t.startswith("pullguard") and added["noop"] else "-"
+                added_ratio = f"{added[t] / added['noop']:.2f}" if t not in ("none", "noop") and added["noop"] else "-"
                 lines.append(
                     f"| {'dryRun=All' if mode == 'dry' else 'real'} | {creators} | {t} | {rate[t]:.0f} | {p50:.2f} | "
                     f"{p90:.2f} | {added[t]:.2f} | {added_ratio} | {rate_vs_noop[t]:.2f} | {rate_vs_none[t]:.2f} |"
                 )
+    if {PATCH_TARGET, MIRROR_TARGET} <= set(targets):
+        lines += ["", versus(cells, MIRROR_TARGET, PATCH_TARGET)]
     return lines
+
+
+def versus(cells: list[Cell], target: str, baseline: str) -> str:
+    """One line: `target`'s added p50 latency and creates/s against `baseline`'s, per cell (median of per-round
+    ratios)."""
+    parts: list[str] = []
+    for mode in ("dry", "real"):
+        for creators in sorted({c.creators for c in cells}):
+            mine = [c for c in cells if c.mode == mode and c.creators == creators]
+            by = {(c.target, c.round): c for c in mine}
+            rounds = sorted({c.round for c in mine})
+
+            none = {r: by[("none", r)].p50_ms for r in rounds}
+            latency = statistics.median(
+                (by[(target, r)].p50_ms - none[r]) / (by[(baseline, r)].p50_ms - none[r]) for r in rounds
+            )
+            rate = statistics.median(
+                by[(target, r)].creates_per_second / by[(baseline, r)].creates_per_second for r in rounds
+            )
+            parts.append(f"{mode} c={creators}: added {latency:.2f}x, creates/s {rate:.2f}x")
+    return f"{target} against {baseline}: " + "; ".join(parts)
 
 
 def run_creates(args: argparse.Namespace, work: Path) -> list[str]:
     cert_dir = work / "certs"
     make_certs(cert_dir)
-    with Cluster.start() as cluster:
-        for target in TARGETS:
+    targets = TARGETS if args.skip_mirror else (*TARGETS, PATCH_TARGET, MIRROR_TARGET)
+    with Cluster.start() as cluster, contextlib.ExitStack() as stack:
+        for target in targets:
             cluster.create_namespace(f"bench-{target}", labels={TARGET_LABEL: target})
         noop_port, pg_port = free_port(), free_port()
         noop = ManagedProcess.spawn(
@@ -212,27 +357,60 @@ def run_creates(args: argparse.Namespace, work: Path) -> list[str]:
             work / "noop.log",
             env=env(),
         )
+        stack.callback(noop.stop)
         pg = ManagedProcess.spawn(
             "pullguard", pullguard_argv(pg_port, cert_dir, *args.pullguard_args), work / "pullguard.log", env=env()
         )
-        try:
-            wait_ok(f"https://127.0.0.1:{noop_port}/healthz", cert_dir / "ca.crt", noop)
-            wait_ok(f"https://127.0.0.1:{pg_port}/readyz", cert_dir / "ca.crt", pg)
-            register(cluster, "noop", f"https://127.0.0.1:{noop_port}", cert_dir / "ca.crt")
-            register(cluster, "pullguard", f"https://127.0.0.1:{pg_port}", cert_dir / "ca.crt")
-            wait_called(cluster, "noop", "bench-noop mutate")
-            pg_url = f"https://127.0.0.1:{pg_port}"
-            register(cluster, "pullguard-inert", pg_url, cert_dir / "ca.crt", inert_mutating=True)
-            wait_called(cluster, "pullguard", "pullguard")
-            wait_called(cluster, "pullguard-inert", "pullguard")
-            cells = asyncio.run(creates_phase(cluster, args.rounds, args.sequential, args.concurrent))
-        finally:
-            pg.stop()
-            noop.stop()
+        stack.callback(pg.stop)
+        registry: RegistryServer | None = None
+        if not args.skip_mirror:
+            registry = start_plain_registry(access_log=True)
+            stack.callback(registry.stop)
+            policy = push_bench_images(registry, work / "mirror")
+            mirror_port = free_port()
+            mirror_log = work / "pullguard-mirror.log"
+            argv = pullguard_argv(mirror_port, cert_dir, "--config", str(policy), *args.pullguard_args, offline=False)
+            pg_mirror = ManagedProcess.spawn("pullguard-mirror", argv, mirror_log, env=env())
+            stack.callback(pg_mirror.stop)
+        wait_ok(f"https://127.0.0.1:{noop_port}/healthz", cert_dir / "ca.crt", noop)
+        wait_ok(f"https://127.0.0.1:{pg_port}/readyz", cert_dir / "ca.crt", pg)
+        register(cluster, "noop", f"https://127.0.0.1:{noop_port}", cert_dir / "ca.crt")
+        register(cluster, "pullguard", f"https://127.0.0.1:{pg_port}", cert_dir / "ca.crt")
+        wait_called(cluster, "noop", "bench-noop mutate")
+        pg_url = f"https://127.0.0.1:{pg_port}"
+        register(cluster, "pullguard-inert", pg_url, cert_dir / "ca.crt", inert_mutating=True)
+        wait_called(cluster, "pullguard", "pullguard")
+        wait_called(cluster, "pullguard-inert", "pullguard")
+        if registry is not None:
+            register(cluster, PATCH_TARGET, f"https://127.0.0.1:{noop_port}", cert_dir / "ca.crt")
+            wait_called(cluster, PATCH_TARGET, "bench-noop mutate")
+            check_rewrite(cluster, PATCH_TARGET)
+            wait_ok(f"https://127.0.0.1:{mirror_port}/readyz", cert_dir / "ca.crt", pg_mirror)
+            register(cluster, MIRROR_TARGET, f"https://127.0.0.1:{mirror_port}", cert_dir / "ca.crt")
+            wait_called(cluster, MIRROR_TARGET, "pullguard")
+            check_rewrite(cluster, MIRROR_TARGET)  # its first lookups: the caches are warm before the warm-up
+        cells, lookups = asyncio.run(
+            creates_phase(cluster, targets, args.rounds, args.sequential, args.concurrent, registry)
+        )
+        mirror_lines: list[str] = []
+        if registry is not None:
+            expected = 200 + args.rounds * 2 * (args.sequential + args.concurrent)  # warm-up + dry and real cells
+            counts = check_rewritten_all(cluster, mirror_log, expected)
+            mirror_lines = [
+                f"{MIRROR_TARGET}: {counts['patched']} of {counts['mutate']} mutating reviews of bench pods patched "
+                f"{SOURCE_IMAGE} -> {MIRROR_IMAGE}, {counts['validate-clean']} of {counts['validate']} validating "
+                f"reviews without findings, {counts['stored-on-mirror']} of {counts['stored']} stored pods on the "
+                f"mirror; registry requests: {lookups} while measuring (after the warm-up), "
+                f"{registry_requests(registry)} in all",
+            ]
+            for target, log in (("pullguard", work / "pullguard.log"), (MIRROR_TARGET, mirror_log)):
+                ms = ", ".join(f"{e} {v:.3f} ms" for e, v in review_ms(log, f"bench-{target}").items())
+                mirror_lines.append(f"{target}: median handling per review (its log's durationMs): {ms}")
     OUT.mkdir(exist_ok=True)
     (OUT / "apiserver-creates.json").write_text(json.dumps([asdict(c) for c in cells], indent=2))
     return [
         f"creates: {args.rounds} rounds; per round and cell {args.sequential} sequential creates, "
         f"{args.concurrent} by 8 concurrent creators; medians over rounds",
+        *mirror_lines,
         *creates_report(cells),
     ]

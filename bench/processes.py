@@ -44,7 +44,8 @@ def make_certs(cert_dir: Path) -> None:
     )
 
 
-def pullguard_argv(port: int, cert_dir: Path, *extra: str) -> list[str]:
+def pullguard_argv(port: int, cert_dir: Path, *extra: str, offline: bool = True) -> list[str]:
+    """`pullguard serve` on 127.0.0.1:`port`; `offline`: no registry lookups (the default policy's bench targets)."""
     return [
         sys.executable,
         "-m",
@@ -58,7 +59,7 @@ def pullguard_argv(port: int, cert_dir: Path, *extra: str) -> list[str]:
         str(cert_dir),
         "--ip",
         "127.0.0.1",
-        "--offline",
+        *(["--offline"] if offline else []),
         *extra,
     ]
 

@@ -22,6 +22,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.reviews import review
 from tests.support.images import build_image, build_index
@@ -35,7 +36,7 @@ HOST = "registry.bench.example"  # mapped by a hosts.toml to a registry on loopb
 MIRROR = "mirror.bench.example"  # a mirror rule for HOST, mapped to the same registry (the /mutate target)
 
 
-def bench_deployment() -> dict:
+def bench_deployment() -> dict[str, Any]:
     """3 containers, as the issue asks: one untagged (a warning to render), one multi-arch, one single-arch."""
     images = [f"{HOST}/shop/web", f"{HOST}/shop/metrics:1.0", f"{HOST}/shop/sidecar:1.4.2"]
     containers = [

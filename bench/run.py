@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.processes import make_certs
 from tests.reviews import review
 from tests.support.images import build_image, build_index
 from tests.support.loopback import free_port
@@ -135,13 +136,7 @@ def main() -> None:
     body = work / "review.json"
     body.write_text(json.dumps(review(bench_deployment(), uid="bench")))
     cert_dir = work / "certs"
-    subprocess.run(
-        [sys.executable, "-m", "webhook.cli", "certs", "--out", str(cert_dir), "--ip", "127.0.0.1"],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=60,
-    )
+    make_certs(cert_dir)
 
     pg_port, noop_port = free_port(), free_port()
     pullguard = subprocess.Popen(

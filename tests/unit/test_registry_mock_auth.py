@@ -8,15 +8,9 @@ import pytest
 
 from policies.model import LookupStatus
 from policies.pull_secret_parse import Credential
-from tests.unit.registry_mock import (  # noqa: F401 - no_dns: the autouse fixture
-    AMD64,
-    CONFIG,
+from tests.unit.registry_mock import (
     IMAGE,
-    IMAGE_REF,
-    MIRROR_A,
-    MIRROR_B,
     OTHER,
-    REALM,
     REGISTRY,
     REPOSITORY,
     ROBOT,
@@ -25,12 +19,11 @@ from tests.unit.registry_mock import (  # noqa: F401 - no_dns: the autouse fixtu
     Wire,
     answer,
     basic,
-    bearer_challenge,
     bearer_registry,
     document,
     error,
     lookup,
-    no_dns,
+    no_dns,  # noqa: F401 - the autouse fixture: nothing is resolved
     refused,
     requiring,
     serve,

@@ -13,31 +13,17 @@ import pytest
 from policies.config import RegistryConfig
 from policies.model import LookupStatus
 from tests.support.images import OCI_CONFIG, Blob, BuiltManifest
-from tests.unit.registry_mock import (  # noqa: F401 - no_dns: the autouse fixture
-    AMD64,
-    CONFIG,
-    IMAGE,
-    IMAGE_REF,
-    MIRROR_A,
-    MIRROR_B,
-    OTHER,
-    REALM,
+from tests.unit.registry_mock import (
     REGISTRY,
     REPOSITORY,
-    ROBOT,
     Handler,
     SyncHandler,
     Wire,
     answer,
-    basic,
-    bearer_challenge,
     bearer_registry,
     document,
-    error,
     lookup,
-    no_dns,
-    refused,
-    requiring,
+    no_dns,  # noqa: F401 - the autouse fixture: nothing is resolved
     serve,
     token_realm,
 )

@@ -11,33 +11,21 @@ import pytest
 
 from policies.config import RegistryConfig
 from policies.model import LookupStatus
-from tests.unit.registry_mock import (  # noqa: F401 - no_dns: the autouse fixture
+from tests.unit.registry_mock import (
     AMD64,
-    CONFIG,
     IMAGE,
-    IMAGE_REF,
     MIRROR_A,
     MIRROR_B,
-    OTHER,
-    REALM,
     REGISTRY,
     REPOSITORY,
-    ROBOT,
     Handler,
     SyncHandler,
     Wire,
     answer,
-    basic,
-    bearer_challenge,
-    bearer_registry,
-    document,
-    error,
     lookup,
-    no_dns,
+    no_dns,  # noqa: F401 - the autouse fixture: nothing is resolved
     refused,
-    requiring,
     serve,
-    token_realm,
 )
 from webhook.registry.client import RegistryClient
 from webhook.registry.endpoint import RegistryEndpoint

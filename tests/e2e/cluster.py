@@ -1,7 +1,7 @@
 """A real, throw-away Kubernetes control plane for the end-to-end tests.
 
 ``Cluster.start()`` runs etcd and kube-apiserver (built by
-``scripts/build-k8s-bins.sh``) on free loopback ports, writes a kubeconfig for
+``scripts/build-k8s-bins.sh``, found by k8s_binaries.py) on free loopback ports, writes a kubeconfig for
 an admin token in ``system:masters`` and waits for ``/readyz``. There is no
 controller-manager, scheduler or kubelet: objects are stored and admitted
 (including by admission webhooks) but nothing reconciles them.
@@ -51,21 +51,20 @@ from tests.e2e.control_plane import (
     tail,
     wait_until,
 )
+from tests.e2e.k8s_binaries import (
+    BINARIES,
+    REPO_ROOT,
+    BinariesMissingError,
+    find_bin_dir,
+    missing_binaries,
+    require_binaries,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BIN_DIR_SCRIPT = REPO_ROOT / "scripts" / "k8s-bin-dir.sh"
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-k8s-bins.sh"
-BIN_DIR_ENV = "PULLGUARD_K8S_BIN"
 KEEP_WORKDIR_ENV = "PULLGUARD_E2E_KEEP"
-BINARIES = ("etcd", "kube-apiserver", "kubectl")
 
 ADMIN_USER = "pullguard-e2e-admin"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-
-
-class BinariesMissingError(ClusterError):
-    """etcd, kube-apiserver or kubectl has not been built."""
 
 
 class KubectlError(subprocess.CalledProcessError):
@@ -74,51 +73,6 @@ class KubectlError(subprocess.CalledProcessError):
     def __str__(self) -> str:
         stderr = self.stderr if isinstance(self.stderr, str) else ""
         return f"{super().__str__()}\nstderr:\n{stderr.strip()}"
-
-
-# --------------------------------------------------------------------------- binaries
-
-
-def find_bin_dir() -> Path:
-    """The directory holding etcd, kube-apiserver and kubectl.
-
-    ``$PULLGUARD_K8S_BIN`` wins; otherwise ask ``scripts/k8s-bin-dir.sh``
-    (the version-keyed cache dir the build script fills).
-    """
-    override = os.environ.get(BIN_DIR_ENV)
-    if override:
-        return Path(override).expanduser().resolve()
-    proc = subprocess.run(["bash", str(BIN_DIR_SCRIPT)], capture_output=True, text=True, timeout=30, check=False)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise ClusterError(f"{BIN_DIR_SCRIPT} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return Path(lines[-1])
-
-
-def missing_binaries(bin_dir: Path) -> list[str]:
-    """Names of the binaries that are absent from (or not executable in) ``bin_dir``."""
-    return [name for name in BINARIES if not os.access(bin_dir / name, os.X_OK)]
-
-
-def require_binaries(bin_dir: Path | None = None) -> Path:
-    """``bin_dir`` (or the default one) if it holds all binaries, else BinariesMissingError."""
-    bin_dir = bin_dir if bin_dir is not None else find_bin_dir()
-    missing = missing_binaries(bin_dir)
-    if missing:
-        raise BinariesMissingError(
-            f"missing {', '.join(missing)} in {bin_dir}; build them with {BUILD_SCRIPT} "
-            f"or point ${BIN_DIR_ENV} at a directory holding {', '.join(BINARIES)}"
-        )
-    return bin_dir
-
-
-# --------------------------------------------------------------------------- certificates
-
-
-# --------------------------------------------------------------------------- processes
-
-
-# --------------------------------------------------------------------------- etcd
 
 
 # --------------------------------------------------------------------------- kube-apiserver
@@ -411,6 +365,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "BINARIES",
+    "REPO_ROOT",
     "BinariesMissingError",
     "CertificateAuthority",
     "Cluster",

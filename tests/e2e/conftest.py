@@ -3,18 +3,31 @@
 Every test under tests/e2e is marked ``e2e``. Without the binaries (see
 scripts/build-k8s-bins.sh) the ``cluster`` fixture skips, unless
 ``PULLGUARD_REQUIRE_E2E=1``, in which case it fails.
+
+Also the fixtures that several modules share: ``registries`` (test_cluster_checks*.py)
+and ``run_explain`` (test_explain*.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.cluster import BinariesMissingError, Cluster, ClusterError, require_binaries
+from tests.e2e.cluster_checks_support import Registries
+from tests.e2e.cluster_scenarios import map_host
+from tests.e2e.explain_pods import Explained
+from tests.support import fixtures
+from tests.support.image_model import LINUX_AMD64
+from tests.support.pushers import push_multiarch_index, push_single_arch
+from tests.support.registry import start_basic_registry, start_plain_registry
+from webhook import explain
 
 E2E_DIR = Path(__file__).resolve().parent
 REQUIRE_ENV = "PULLGUARD_REQUIRE_E2E"
@@ -56,3 +69,38 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     yield name
     # No namespace controller runs, so the namespace stays Terminating; that is fine.
     cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+# --------------------------------------------------------------------------- cluster checks (test_cluster_checks*.py)
+
+
+@pytest.fixture(scope="module")
+def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
+    fixtures.require_docker_registry()  # skips (with the reason) without Debian's docker-registry
+    with contextlib.ExitStack() as stack:
+        plain = stack.enter_context(start_plain_registry())
+        basic = stack.enter_context(start_basic_registry(access_log=True))  # its log shows the 401s
+        for tag in ("1.0", "2.0"):
+            push_single_arch(plain, "app", tag, platform=LINUX_AMD64)
+        # Multi-arch where a test wants silence whatever nodes exist (no architecture finding can arise).
+        push_multiarch_index(plain, "app", "1.1")
+        push_multiarch_index(plain, "multi", "1.0")
+        push_multiarch_index(basic, "private/app", "1.0")
+        hosts_dir = tmp_path_factory.mktemp("cluster-checks") / "certs.d"
+        map_host(hosts_dir, plain.host, plain.url)
+        map_host(hosts_dir, basic.host, basic.url, basic.ca_file)
+        yield Registries(plain=plain, basic=basic, hosts_dir=hosts_dir)
+
+
+# --------------------------------------------------------------------------- explain (test_explain*.py)
+
+
+@pytest.fixture
+def run_explain(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> Any:
+    def run(*args: str) -> Explained:
+        capsys.readouterr()
+        code = explain.main(["--kubeconfig", str(cluster.kubeconfig), *args])
+        captured = capsys.readouterr()
+        return Explained(code, captured.out, captured.err)
+
+    return run

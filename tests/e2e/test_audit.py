@@ -28,7 +28,7 @@ from tests.e2e.cluster import Cluster
 from tests.e2e.cluster_scenarios import NodeSpec, map_host, nodes, policy_configmap, pull_secret
 from tests.server import start_pullguard
 from tests.support import fixtures
-from tests.support.images import LINUX_AMD64
+from tests.support.image_model import LINUX_AMD64
 from tests.support.polling import eventually
 from tests.support.pushers import push_multiarch_index, push_single_arch
 from tests.support.registry import RegistryServer, start_basic_registry, start_plain_registry

@@ -1,7 +1,9 @@
 """The cluster checks end to end: a real kube-apiserver calls `pullguard serve --kubeconfig ... --namespace ...`
 (informer caches of pull Secrets, ServiceAccounts and Nodes; the policy from a ConfigMap) which looks images up
 in real registries on loopback (mapped through a containerd hosts directory), and our kubectl shows the outcome
-of `kubectl apply --dry-run=server`: `Warning:` lines in warn mode, the denial in enforce mode.
+of `kubectl apply --dry-run=server`: `Warning:` lines in warn mode, the denial in enforce mode. One pullguard serves
+the whole module (the `hook` fixture); the policy ConfigMap's reloads and readiness before the first sync, which need
+a pullguard of their own, are in test_cluster_checks_policy.py.
 
 The webhook's caches follow the API server a moment after kubectl returns, so a check that depends on an object
 just created is polled (at most 15 s) until the finding appears.
@@ -9,28 +11,18 @@ just created is polled (at most 15 s) until the finding appears.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from tests.e2e.cluster import Cluster
+from tests.e2e.cluster_checks_support import OTHER_REGISTRY, POLICY_CONFIGMAP, Registries, created, serve_args
 from tests.e2e.cluster_scenarios import (
-    KUBECTL_TIMEOUT,
-    DryRun,
     NodeSpec,
-    TcpForwarder,
     deployment,
     dry_run,
     dry_run_until,
-    map_host,
     metric_value,
     nodes,
     policy_configmap,
@@ -39,58 +31,12 @@ from tests.e2e.cluster_scenarios import (
     service_account,
 )
 from tests.e2e.webhook_harness import PullguardWebhook, pullguard_webhook
-from tests.server import start_pullguard
-from tests.support import fixtures
-from tests.support.images import LINUX_AMD64
-from tests.support.loopback import free_port
-from tests.support.polling import eventually
-from tests.support.pushers import push_multiarch_index, push_single_arch
-from tests.support.registry import RegistryServer, start_basic_registry, start_plain_registry
 
 # The first test also pays for the session's cluster, the registries and the module's pullguard.
 pytestmark = [pytest.mark.timeout(180), pytest.mark.registry]
 
-POLICY_CONFIGMAP = "pullguard-policy"
-OTHER_REGISTRY = "other-registry.example.test"
-
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@dataclass(frozen=True)
-class Registries:
-    plain: RegistryServer  # http, anonymous: app:1.0 and 2.0 (linux/amd64 only), app:1.1 and multi:1.0 (multi-arch)
-    basic: RegistryServer  # https + htpasswd: private/app:1.0 (multi-arch)
-    hosts_dir: Path
-
-    def plain_image(self, repository: str, tag: str) -> str:
-        return self.plain.reference(repository, tag)
-
-    @property
-    def private_image(self) -> str:
-        return self.basic.reference("private/app", "1.0")
-
-
-@pytest.fixture(scope="module")
-def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
-    fixtures.require_docker_registry()  # skips (with the reason) without Debian's docker-registry
-    with contextlib.ExitStack() as stack:
-        plain = stack.enter_context(start_plain_registry())
-        basic = stack.enter_context(start_basic_registry(access_log=True))  # its log shows the 401s
-        for tag in ("1.0", "2.0"):
-            push_single_arch(plain, "app", tag, platform=LINUX_AMD64)
-        # Multi-arch where a test wants silence whatever nodes exist (no architecture finding can arise).
-        push_multiarch_index(plain, "app", "1.1")
-        push_multiarch_index(plain, "multi", "1.0")
-        push_multiarch_index(basic, "private/app", "1.0")
-        hosts_dir = tmp_path_factory.mktemp("cluster-checks") / "certs.d"
-        map_host(hosts_dir, plain.host, plain.url)
-        map_host(hosts_dir, basic.host, basic.url, basic.ca_file)
-        yield Registries(plain=plain, basic=basic, hosts_dir=hosts_dir)
-
-
-def serve_args(cluster: Cluster, namespace: str) -> list[str]:
-    return ["--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace, "--policy-configmap", POLICY_CONFIGMAP]
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +53,6 @@ def hook(cluster: Cluster, registries: Registries, pullguard_namespace: str) -> 
     cluster.apply(policy_configmap(pullguard_namespace, policy_text(registries.hosts_dir, "warn"), POLICY_CONFIGMAP))
     with pullguard_webhook(cluster, offline=False, extra_args=serve_args(cluster, pullguard_namespace)) as started:
         yield started
-
-
-def created(outcome: DryRun) -> bool:
-    return "created (server dry run)" in outcome.stdout
 
 
 # --------------------------------------------------------------------------- 1. a missing pull secret
@@ -366,72 +308,7 @@ def test_never_pull_against_the_nodes_image_lists(cluster: Cluster, namespace: s
         assert second not in (some.warning_with("is missing on") or "").split(":")[0]
 
 
-# --------------------------------------------------------------------------- 8. the policy ConfigMap
-
-
-def test_policy_configmap_switches_to_enforce_and_survives_an_invalid_one(
-    cluster: Cluster, registries: Registries
-) -> None:
-    own = f"pullguard-cm-{uuid.uuid4().hex[:8]}"
-    cluster.create_namespace(own)
-    workloads = f"e2e-{uuid.uuid4().hex[:10]}"
-    cluster.create_namespace(workloads)
-    try:
-        cluster.apply(policy_configmap(own, policy_text(registries.hosts_dir, "warn"), POLICY_CONFIGMAP))
-        with pullguard_webhook(cluster, offline=False, extra_args=serve_args(cluster, own)) as hook:
-            pid = hook.server.process.pid
-            image = registries.plain_image("app", "9.9")
-            manifest = deployment(workloads, image)
-
-            warned = dry_run(cluster, manifest)
-            assert warned.code == 0 and created(warned), warned
-            assert warned.warning_with(f'image "{image}": not found in registry {registries.plain.host}'), warned
-
-            cluster.apply(policy_configmap(own, policy_text(registries.hosts_dir, "enforce"), POLICY_CONFIGMAP))
-            denied = dry_run_until(cluster, manifest, lambda r: r.denied, "enforce mode from the ConfigMap")
-            assert "created" not in denied.stdout
-            assert f"pullguard denied Deployment {workloads}/web" in denied.stderr, denied
-            assert "[ErrImagePull]" in denied.stderr and f'image "{image}": not found in registry' in denied.stderr
-
-            with hook.server.new_client() as client:
-                ready = client.get("/readyz").json()
-                assert ready["policy"] == f"configmap {own}/{POLICY_CONFIGMAP}" and ready["policyError"] is None
-                errors_before = metric_value(
-                    client.get("/metrics").text, "pullguard_policy_reloads_total", {"result": "error"}
-                )
-
-                # An invalid policy: counted, reported, and the last good one (enforce) stays in force.
-                cluster.apply(policy_configmap(own, "mode: sometimes\n", POLICY_CONFIGMAP))
-                eventually(
-                    lambda: (
-                        metric_value(client.get("/metrics").text, "pullguard_policy_reloads_total", {"result": "error"})
-                        > errors_before
-                    ),
-                    "the rejected policy to be counted",
-                )
-                metrics = client.get("/metrics").text
-                assert metric_value(metrics, "pullguard_policy_valid") == 0
-                ready = client.get("/readyz").json()
-                assert ready["policyError"] and "mode" in ready["policyError"], ready
-
-            still = dry_run(cluster, manifest)
-            assert still.denied, still
-            assert f'image "{image}": not found in registry' in still.stderr
-            assert hook.server.alive() and hook.server.process.pid == pid  # never restarted
-            assert "policy rejected, keeping the last good one" in hook.logs()
-
-            # Deleting the ConfigMap keeps the last good policy too.
-            cluster.kubectl("delete", "configmap", POLICY_CONFIGMAP, "-n", own, timeout=KUBECTL_TIMEOUT)
-            eventually(lambda: "the ConfigMap is gone" in hook.logs(), "the deletion to be noticed")
-            assert dry_run(cluster, manifest).denied
-    finally:
-        for name in (own, workloads):
-            cluster.kubectl(
-                "delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False, timeout=KUBECTL_TIMEOUT
-            )
-
-
-# --------------------------------------------------------------------------- 9. readiness waits for the caches
+# --------------------------------------------------------------------------- 9. readiness once the caches synced
 
 
 def test_readyz_is_ok_once_the_harness_returns(hook: PullguardWebhook, pullguard_namespace: str) -> None:
@@ -442,66 +319,6 @@ def test_readyz_is_ok_once_the_harness_returns(hook: PullguardWebhook, pullguard
     assert body["ready"] is True
     assert body["policy"] == f"configmap {pullguard_namespace}/{POLICY_CONFIGMAP}"
     assert "cache listed" in hook.logs()
-
-
-def test_readyz_waits_for_the_first_sync(cluster: Cluster, tmp_path: Path) -> None:
-    """With the API server out of reach /readyz says 503 (while /healthz is 200); once it can be reached, the
-    caches list and /readyz turns 200."""
-    upstream = urlsplit(cluster.server)
-    forwarder = TcpForwarder(free_port(), (upstream.hostname or "127.0.0.1", upstream.port or 443))
-    kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
-    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{forwarder.port}"
-    held_back = tmp_path / "kubeconfig"
-    held_back.write_text(yaml.safe_dump(kubeconfig))
-    held_back.chmod(0o600)
-    server = start_pullguard(
-        tmp_path / "server",
-        offline=True,
-        extra_args=["--kubeconfig", str(held_back), "--namespace", "default"],
-        wait_for="/healthz",
-    )
-    try:
-        with server.new_client() as client:
-            deadline = time.monotonic() + 1.5
-            while time.monotonic() < deadline:
-                response = client.get("/readyz")
-                assert response.status_code == 503, response.text
-                assert response.json()["ready"] is False
-                assert client.get("/healthz").status_code == 200
-                time.sleep(0.25)
-
-            forwarder.start()
-            eventually(lambda: client.get("/readyz").status_code == 200, "/readyz after the caches synced")
-            assert forwarder.connections > 0
-            assert json.loads(client.get("/readyz").text)["ready"] is True
-    finally:
-        server.stop()
-        forwarder.close()
-
-
-def test_an_invalid_policy_configmap_at_start_is_never_served(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
-    """No last good policy exists yet: /readyz stays 503 naming the error, rather than serve the embedded default
-    in place of the policy the admin gave. A valid edit makes it ready."""
-    cluster.apply(policy_configmap(namespace, "mode: enforcee\n", POLICY_CONFIGMAP))
-    server = start_pullguard(
-        tmp_path / "server",
-        offline=True,
-        extra_args=serve_args(cluster, namespace),
-        wait_for="/healthz",
-    )
-    try:
-        with server.new_client() as client:
-            eventually(lambda: "policy rejected" in server.logs(), "the invalid ConfigMap to be read")
-            response = client.get("/readyz")
-            assert response.status_code == 503, response.text
-            (reason,) = response.json()["notReady"]
-            source = f"configmap {namespace}/{POLICY_CONFIGMAP}"
-            assert reason == f"no valid policy yet: {source}: mode: Input should be 'enforce', 'warn' or 'off'"
-            cluster.apply(policy_configmap(namespace, "mode: enforce\n", POLICY_CONFIGMAP))
-            eventually(lambda: client.get("/readyz").status_code == 200, "/readyz after a valid policy")
-            assert client.get("/readyz").json()["policy"] == f"configmap {namespace}/{POLICY_CONFIGMAP}"
-    finally:
-        server.stop()
 
 
 # --------------------------------------------------------------------------- UPDATE: what changed is checked

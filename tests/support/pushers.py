@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from .images import (
+from .image_model import (
     ACCEPT_ALL_MANIFESTS,
     DEFAULT_PLATFORMS,
     LINUX_AMD64,
@@ -21,9 +21,8 @@ from .images import (
     BuiltManifest,
     Platform,
     PushedImage,
-    build_image,
-    build_index,
 )
+from .images import build_image, build_index
 from .registry_auth import RegistryAuth
 
 __all__ = [

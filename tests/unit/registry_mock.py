@@ -15,7 +15,8 @@ from policies.config import RegistryConfig
 from policies.model import ImageFacts
 from policies.platforms import Platform
 from policies.pull_secret_parse import Credential, CredentialSource
-from tests.support.images import BuiltManifest, build_image, digest_of
+from tests.support.image_model import BuiltManifest, digest_of
+from tests.support.images import build_image
 from webhook.registry import guard, outbound
 from webhook.registry.client import RegistryClient
 

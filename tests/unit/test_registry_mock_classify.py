@@ -12,7 +12,7 @@ import pytest
 
 from policies.config import RegistryConfig
 from policies.model import LookupStatus
-from tests.support.images import OCI_CONFIG, Blob, BuiltManifest
+from tests.support.image_model import OCI_CONFIG, Blob, BuiltManifest
 from tests.unit.registry_mock import (
     REGISTRY,
     REPOSITORY,

@@ -2,7 +2,7 @@
 
 Own root, state and socket; a generated ``config.toml`` (version 2) keeps only content, metadata, the ``native``
 snapshotter, the walking differ and the gRPC services ctr needs (no CRI, no tasks/runtimes, no TCP listeners).
-Facts it relies on (checked by ``tests/integration/test_containerd_oracle_*.py``):
+Facts it relies on (checked by ``tests/integration/containerd_oracle/``):
 
 * ctr itself (the client) resolves and fetches; the daemon only stores content. So ``pull`` runs ctr in a private
   mount namespace with ``/etc/resolv.conf`` = ``nameserver 127.0.0.1`` and a generated ``/etc/hosts``.
@@ -47,7 +47,7 @@ REQUIRED_PLUGINS = ("io.containerd.content.v1.content", "io.containerd.snapshott
 
 # What ctr 1.6.20 prints as its final "ctr: ..." line, first match wins (order matters: "dns" before "refused",
 # "noMatchingPlatform" and "malformed" before "notFound"). Each pattern quotes the text it was written for,
-# provoked against real registries (tests/integration/test_containerd_oracle_*.py).
+# provoked against real registries (tests/integration/containerd_oracle/).
 OUTCOME_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (outcome, re.compile(pattern))
     for outcome, pattern in (

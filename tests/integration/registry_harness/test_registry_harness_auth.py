@@ -3,15 +3,13 @@ token issuer, its JWTs and scopes, RegistryAuth's caching), and the pull-through
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
 
-from tests.integration.registry_harness_helpers import bearer, errors, unverified
-from tests.support import fixtures as f
+from tests.integration.registry_harness.helpers import bearer, errors, unverified
 from tests.support.image_model import ACCEPT_ALL_MANIFESTS
 from tests.support.pushers import fetch_manifest, push_multiarch_index, push_single_arch
 from tests.support.registry import (
@@ -30,31 +28,6 @@ pytestmark = [
     pytest.mark.registry,
     pytest.mark.skipif(not registry_available(), reason=skip_reason()),
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# local fixtures (module scope: one registry of each kind for the whole file)
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def plain() -> Iterator[RegistryServer]:
-    yield from f.plain_registry_fixture()
-
-
-@pytest.fixture(scope="module")
-def basic() -> Iterator[RegistryServer]:
-    yield from f.basic_registry_fixture()
-
-
-@pytest.fixture(scope="module")
-def token() -> Iterator[RegistryServer]:
-    yield from f.token_registry_fixture()
-
-
-@pytest.fixture(scope="module")
-def proxy(plain: RegistryServer) -> Iterator[RegistryServer]:
-    yield from f.proxy_registry_fixture(plain)
 
 
 # --------------------------------------------------------------------------------------------

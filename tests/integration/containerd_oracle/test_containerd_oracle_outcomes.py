@@ -7,23 +7,20 @@ from __future__ import annotations
 import re
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.containerd_oracle_helpers import (
+from tests.integration.containerd_oracle.helpers import (
     PRIV,
     basic_user,
     corrupt_layer,
-    oracle_images,
     plain_hosts,
 )
 from tests.support.containerd import (
     OUTCOME_PATTERNS,
     ContainerdDaemon,
     classify,
-    containerd_fixture,
     write_hosts_dir,
 )
 from tests.support.faults import Fault, refused_port, start_blackhole, start_fault_server
@@ -33,17 +30,6 @@ from tests.support.pushers import push_single_arch
 from tests.support.registry import RegistryServer
 
 pytestmark = [pytest.mark.registry]
-
-
-@pytest.fixture(scope="session")
-def containerd() -> Iterator[ContainerdDaemon]:
-    yield from containerd_fixture(hosts={PRIV: "127.0.0.1"})
-
-
-@pytest.fixture(scope="module")
-def images(plain_registry: RegistryServer, basic_registry: RegistryServer) -> dict[str, PushedImage]:
-    """The oracle's images (containerd_oracle_helpers.oracle_images), pushed once for this module."""
-    return oracle_images(plain_registry, basic_registry)
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,21 +5,18 @@ and how hosts.toml sends pulls (and credentials) to mirrors and servers."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.containerd_oracle_helpers import (
+from tests.integration.containerd_oracle.helpers import (
     PRIV,
     basic_user,
-    oracle_images,
     plain_hosts,
 )
 from tests.support.containerd import (
     ContainerdDaemon,
     HostEntry,
-    containerd_fixture,
     start_containerd,
     write_hosts_dir,
 )
@@ -27,17 +24,6 @@ from tests.support.image_model import PushedImage
 from tests.support.registry import RegistryServer
 
 pytestmark = [pytest.mark.registry]
-
-
-@pytest.fixture(scope="session")
-def containerd() -> Iterator[ContainerdDaemon]:
-    yield from containerd_fixture(hosts={PRIV: "127.0.0.1"})
-
-
-@pytest.fixture(scope="module")
-def images(plain_registry: RegistryServer, basic_registry: RegistryServer) -> dict[str, PushedImage]:
-    """The oracle's images (containerd_oracle_helpers.oracle_images), pushed once for this module."""
-    return oracle_images(plain_registry, basic_registry)
 
 
 # --------------------------------------------------------------------------------------------

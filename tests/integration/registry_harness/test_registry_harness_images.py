@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.registry_harness_helpers import errors
-from tests.support import fixtures as f
+from tests.integration.registry_harness.helpers import errors
 from tests.support.image_model import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, PushedImage
 from tests.support.images import build_image
 from tests.support.pushers import StandardImages, fetch_manifest
@@ -28,21 +27,6 @@ pytestmark = [
     pytest.mark.registry,
     pytest.mark.skipif(not registry_available(), reason=skip_reason()),
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# local fixtures (module scope: one plain registry with the standard images for the whole file)
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def plain() -> Iterator[RegistryServer]:
-    yield from f.plain_registry_fixture()
-
-
-@pytest.fixture(scope="module")
-def images(plain: RegistryServer) -> StandardImages:
-    return f.standard_images_fixture(plain)
 
 
 @pytest.fixture

@@ -6,14 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.registry_harness_helpers import errors
-from tests.support import fixtures as f
+from tests.integration.registry_harness.helpers import errors
 from tests.support.delaying_proxy import start_delaying_proxy
 from tests.support.faults import (
     FAULT_MANIFEST,
@@ -40,16 +38,6 @@ pytestmark = [
     pytest.mark.registry,
     pytest.mark.skipif(not registry_available(), reason=skip_reason()),
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# local fixtures (module scope: one plain registry for the whole file)
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def plain() -> Iterator[RegistryServer]:
-    yield from f.plain_registry_fixture()
 
 
 # --------------------------------------------------------------------------------------------

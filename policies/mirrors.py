@@ -55,6 +55,8 @@ MIRROR_DIFFERS = "mirrorDiffers"
 PRIVATE_SOURCE = "privateSource"
 NAMESPACE_UNKNOWN = "namespaceUnknown"  # a rule's namespace selector with no cluster view to read labels from
 
+_REFUSED = frozenset({LookupStatus.UNAUTHORIZED, LookupStatus.DENIED})  # the registry wants other credentials
+
 # How a rule may name Docker Hub; image names are normalized to DEFAULT_DOMAIN (registry-1 is its API host).
 _DOCKER_HUB_ALIASES = {LEGACY_DEFAULT_DOMAIN: DEFAULT_DOMAIN, "registry-1.docker.io": DEFAULT_DOMAIN}
 
@@ -91,10 +93,12 @@ class ObjectMeta:
 
     @property
     def opted_out(self) -> bool:
-        return any(
-            isinstance(found, Mapping) and str(found.get(OPT_OUT, "")).strip().lower() == "false"
-            for found in (self.annotations, self.pod_annotations)
-        )
+        return _says_false(self.annotations) or _says_false(self.pod_annotations)
+
+
+def _says_false(annotations: Mapping[str, Any] | None) -> bool:
+    value = annotations.get(OPT_OUT) if annotations else None  # most objects have no annotations at all
+    return value is not None and str(value).strip().lower() == "false"
 
 
 def object_meta(document: Mapping[str, Any] | None, workload: Workload) -> ObjectMeta:
@@ -108,10 +112,8 @@ def object_meta(document: Mapping[str, Any] | None, workload: Workload) -> Objec
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     pod_annotations: Mapping[str, Any] | None = annotations if isinstance(annotations, dict) else None
     if workload.images:
-        pointer = workload.images[0].pointer
-        pod_path = pointer[: pointer.rfind("/spec/")]  # "" for a Pod, "/spec/template" for a Deployment
         node: Any = document
-        for token in [t for t in pod_path.split("/") if t]:
+        for token in _pod_path(workload.images[0].pointer):
             node = node.get(token) if isinstance(node, dict) else None
         template_meta = node.get("metadata") if isinstance(node, dict) else None
         found = template_meta.get("annotations") if isinstance(template_meta, dict) else None
@@ -121,6 +123,13 @@ def object_meta(document: Mapping[str, Any] | None, workload: Workload) -> Objec
         has_metadata=isinstance(metadata, dict),
         pod_annotations=pod_annotations,
     )
+
+
+@lru_cache(maxsize=256)  # a few shapes: one per kind and container list
+def _pod_path(pointer: str) -> tuple[str, ...]:
+    """The keys from the object to the pod (or pod template) of an image's pointer: () for a Pod,
+    ("spec", "template") for a Deployment."""
+    return tuple(t for t in pointer[: pointer.rfind("/spec/")].split("/") if t)
 
 
 def _source_of(rule: Mirror) -> tuple[str, bool]:
@@ -182,8 +191,12 @@ def _rule_for(image: ContainerImage, policy: Policy, cluster: ClusterFacts) -> t
     """The first rule matching the image whose namespaces include the image's, with its rewrite and True; or
     the first matching rule whose namespace selector could not be evaluated, with False: a later rule cannot
     be chosen while an earlier one may apply."""
+    routes = _routes(policy)
+    if not routes.scoped:  # the common policy: whether a rule applies hangs on the image alone
+        found = routes.targets(image)
+        return (*found[0], True) if found else None
     namespace = image.pod.namespace
-    for rule, target in _routes(policy).targets(image):
+    for rule, target in routes.targets(image):
         applies = rule.applies_in(namespace, cluster.namespace_labels)
         if applies is None:
             return rule, target, False
@@ -200,6 +213,7 @@ class _Routes:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy  # held, so the id keying _ROUTES is never reused while this entry lives
+        self.scoped = any(rule.namespaces is not None for rule in policy.mirrors)  # some rule names namespaces
         self._targets: dict[str, tuple[tuple[Mirror, str], ...]] = {}
 
     def targets(self, image: ContainerImage) -> tuple[tuple[Mirror, str], ...]:
@@ -257,7 +271,7 @@ def _mirror_verdict(rule: Mirror, target: str, facts: Facts) -> tuple[str, str] 
     status = looked.status
     if status is LookupStatus.NOT_FOUND:
         return MIRROR_MISSING, f"mirror {host} has no such manifest"
-    if status in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
+    if status in _REFUSED:
         if looked.credentials_sent:
             return MIRROR_DENIED, f"mirror {host} refused the pod's pull secret for it ({status})"
         return MIRROR_DENIED, f"mirror {host} needs credentials the pod has no pull secret for ({status})"
@@ -272,21 +286,14 @@ def _source_verdict(image: ContainerImage, rule: Mirror, target: str, facts: Fac
     source = facts.image(image)
     if source is None:
         return None
-    if rule.private_images == "deny" and source.status in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
+    if rule.private_images == "deny" and source.status in _REFUSED:
         whose = "refused the pod's pull secret" if source.credentials_sent else "needs credentials the pod lacks"
         return PRIVATE_SOURCE, f"the source {source.registry} {whose} ({source.status}): the mirror would expose it"
     looked = facts.images.get(target)
+    if not rule.verify or looked is None or not looked.digest or not source.digest or looked.digest == source.digest:
+        return None  # the cheap tests first: mostly the two digests agree
     pinned = image.reference is not None and image.reference.digest is not None
-    if (
-        rule.verify
-        and not pinned
-        and looked is not None
-        and looked.status is LookupStatus.EXISTS
-        and source.status is LookupStatus.EXISTS
-        and looked.digest
-        and source.digest
-        and looked.digest != source.digest
-    ):
+    if not pinned and looked.status is LookupStatus.EXISTS and source.status is LookupStatus.EXISTS:
         host = target.split("/", 1)[0]
         return MIRROR_DIFFERS, f"mirror {host} has another image for this tag ({looked.digest[:19]})"
     return None
@@ -346,18 +353,18 @@ def patch_for(outcomes: tuple[MirrorOutcome, ...], meta: ObjectMeta | None) -> t
     for o in outcomes:
         container = o.container
         if o.rewritten:
-            operations.append(PatchOperation("test", container.pointer, container.image))
-            operations.append(PatchOperation("replace", container.pointer, o.target))
+            operations.append({"op": "test", "path": container.pointer, "value": container.image})
+            operations.append({"op": "replace", "path": container.pointer, "value": o.target})
             originals[container.display_path] = container.image
         else:
             originals.pop(container.display_path, None)  # the image there is now the one written
     text = orjson.dumps(originals, option=orjson.OPT_SORT_KEYS).decode()  # compact, keys sorted: a stable text
     if meta.annotations is not None:
-        operations.append(PatchOperation("add", _ORIGINAL_IMAGES_POINTER, text))
+        operations.append({"op": "add", "path": _ORIGINAL_IMAGES_POINTER, "value": text})
     elif meta.has_metadata:
-        operations.append(PatchOperation("add", "/metadata/annotations", {ORIGINAL_IMAGES: text}))
+        operations.append({"op": "add", "path": "/metadata/annotations", "value": {ORIGINAL_IMAGES: text}})
     else:
-        operations.append(PatchOperation("add", "/metadata", {"annotations": {ORIGINAL_IMAGES: text}}))
+        operations.append({"op": "add", "path": "/metadata", "value": {"annotations": {ORIGINAL_IMAGES: text}}})
     return tuple(operations)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from policies.platforms import Platform
 from policies.reference import InvalidReference, Reference, parse_docker_ref, parse_normalized
@@ -295,9 +295,10 @@ class JudgedFinding:
     denies: bool
 
 
-@dataclass(frozen=True, slots=True)
-class PatchOperation:
-    op: str
+class PatchOperation(TypedDict):
+    """One RFC 6902 operation, in its wire form: the webhook checks it and sends it as it is."""
+
+    op: Literal["test", "replace", "add"]
     path: str
     value: str | Mapping[str, Any]  # an image string, an annotation's text, or a new annotations map
 

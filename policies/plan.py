@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from policies import mirrors
 from policies.checks import ALL_CHECKS
@@ -33,8 +34,7 @@ class LookupKind(StrEnum):
     MIRROR = "mirror"  # a rewritten image on a mirror: does the mirror serve it to this pod?
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(NamedTuple):  # a tuple: built per image per review, and a dict key, so cheap to make and hash
     kind: LookupKind
     reference: str  # the pull reference to ask for
     credentials: tuple[Credential, ...]  # what the kubelet would send, in the order it tries them
@@ -103,4 +103,5 @@ def _mirror_lookups(
         reference = image.pull_reference
         if rule.private_images == "deny" and reference is not None and reference not in sources:
             sources[reference] = Lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
-    return tuple(sorted(targets.values(), key=lambda lookup: lookup.reference)) + tuple(sources.values())
+    # sorted by reference (one lookup per target, so the credentials are never compared)
+    return tuple(sorted(targets.values())) + tuple(sources.values())

@@ -199,5 +199,4 @@ def unverified(review: Review, allowed: bool) -> AdmissionReviewResponse:
 
 
 def encode_patch(patch: tuple[PatchOperation, ...]) -> str:
-    operations = [{"op": p.op, "path": p.path, "value": p.value} for p in patch]
-    return base64.b64encode(orjson.dumps(operations)).decode("ascii")
+    return base64.b64encode(orjson.dumps(patch)).decode("ascii")

@@ -174,8 +174,7 @@ def without_patch(decision: Decision) -> Decision:
 
 def patch_applies(review: Review, decision: Decision) -> bool:
     """A patch that does not apply fails the whole request at the API server: never send one."""
-    operations = [{"op": p.op, "path": p.path, "value": p.value} for p in decision.patch]
-    problem = patch_problem(review.object or {}, operations)
+    problem = patch_problem(review.object or {}, decision.patch)
     if problem is not None:
         fields = {"uid": clip(review.uid), "error": clip(problem)}
         log.error("dropping a patch that does not apply", extra={"fields": fields})

@@ -110,7 +110,8 @@ def test_namespace_comes_from_the_request() -> None:
 
 def test_patch_is_base64_json_patch_only_when_present() -> None:
     parsed = parse_review(body(valid()))
-    patch = (PatchOperation("replace", "/spec/template/spec/containers/0/image", "mirror.example.com/library/nginx"),)
+    path, image = "/spec/template/spec/containers/0/image", "mirror.example.com/library/nginx"
+    patch: tuple[PatchOperation, ...] = ({"op": "replace", "path": path, "value": image},)
     answer = respond(parsed, Decision(allowed=True, patch=patch), workload_of(parsed))["response"]
     assert answer["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(answer["patch"])) == [

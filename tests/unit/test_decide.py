@@ -65,7 +65,7 @@ def test_mutate_only_patches() -> None:
     policy = parse_policy("mode: enforce\nmirrors: [{registry: docker.io, mirror: m.example.com, verify: false}]")
     decision = mutate(workload("nginx"), Facts(), policy)
     assert decision.allowed and decision.findings == ()
-    assert [(p.op, p.path, p.value) for p in decision.patch] == [
+    assert [(p["op"], p["path"], p["value"]) for p in decision.patch] == [
         ("test", "/spec/containers/0/image", "nginx"),
         ("replace", "/spec/containers/0/image", "m.example.com/library/nginx"),
         ("add", "/metadata/annotations", {"pullguard.io/original-images": '{"spec.containers[0]":"nginx"}'}),

@@ -108,7 +108,7 @@ def test_rule_schema_errors(rule: str, error: str) -> None:
 
 
 def _apply(document: dict[str, Any], patch: tuple[Any, ...]) -> dict[str, Any]:
-    operations = [{"op": p.op, "path": p.path, "value": p.value} for p in patch]
+    operations = list(patch)
     result: dict[str, Any] = jsonpatch.apply_patch(copy.deepcopy(document), operations)
     return result
 
@@ -138,7 +138,7 @@ def _mutate(document: dict[str, Any], policy: Any = RULES, facts: Facts | None =
 def test_reinvocation_and_pods_from_a_rewritten_template_are_left_alone() -> None:
     document = _deployment("nginx:1.27", "k8s.gcr.io/pause:3.9")
     first = _mutate(document)
-    assert [p.op for p in first.patch] == ["test", "replace", "test", "replace", "add"]
+    assert [p["op"] for p in first.patch] == ["test", "replace", "test", "replace", "add"]
     rewritten = _apply(document, first.patch)
     assert [c["image"] for c in rewritten["spec"]["template"]["spec"]["containers"]] == [
         "mirror.example.com/library/nginx:1.27",
@@ -183,7 +183,7 @@ def test_the_annotation_merges_with_one_already_there() -> None:
         "nginx:1.27", "mirror.example.com/library/redis:7", annotations={"pullguard.io/original-images": recorded}
     )
     patch = _mutate(document).patch
-    assert patch[-1].path == "/metadata/annotations/pullguard.io~1original-images"
+    assert patch[-1]["path"] == "/metadata/annotations/pullguard.io~1original-images"
     rewritten = _apply(document, patch)
     assert json.loads(rewritten["metadata"]["annotations"]["pullguard.io/original-images"]) == {
         "spec.template.spec.containers[0]": "nginx:1.27",
@@ -331,7 +331,7 @@ def test_verified_outcomes(
     assert decision.allowed
     if line is None:
         assert decision.findings == ()
-        assert [p.value for p in decision.patch if p.op == "replace"] == [TARGET]
+        assert [p["value"] for p in decision.patch if p["op"] == "replace"] == [TARGET]
     else:
         assert decision.patch == ()
         (warning,) = warning_lines(decision.warnings)

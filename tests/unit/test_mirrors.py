@@ -7,7 +7,7 @@ import pytest
 
 from policies.config import parse_policy
 from policies.mirrors import object_meta, rewrites
-from policies.model import ClusterFacts, Facts
+from policies.model import ClusterFacts, Facts, PatchOperation
 from policies.plan import LookupKind, Side, plan
 from tests.reviews import manifest
 from tests.unit.policy_helpers import workload
@@ -19,6 +19,10 @@ mirrors:
   - {prefix: k8s.gcr.io/pause, mirror: registry.example.com/google_containers/pause, verify: false}
   - {prefix: quay.example.com, mirror: registry.example.com/quay}
 """
+
+
+def _replaced(patch: tuple[PatchOperation, ...]) -> list[object]:
+    return [p["value"] for p in patch if p["op"] == "replace"]
 
 
 @pytest.mark.parametrize(
@@ -35,8 +39,7 @@ mirrors:
     ],
 )
 def test_rewrites(image: str, expected: str | None) -> None:
-    patch = rewrites(workload(image), Facts(), parse_policy(RULES))
-    assert [p.value for p in patch if p.op == "replace"] == ([expected] if expected else [])
+    assert _replaced(rewrites(workload(image), Facts(), parse_policy(RULES))) == ([expected] if expected else [])
 
 
 def test_verified_rules_need_the_mirror_to_serve_the_image() -> None:
@@ -52,7 +55,7 @@ def test_verified_rules_need_the_mirror_to_serve_the_image() -> None:
     assert rewrites(w, Facts(), policy) == ()
     assert rewrites(w, Facts(mirror_serves={target: False}), policy) == ()
     assert rewrites(w, Facts(mirror_serves={target: None}), policy) == ()
-    assert [p.value for p in rewrites(w, Facts(mirror_serves={target: True}), policy) if p.op == "replace"] == [target]
+    assert _replaced(rewrites(w, Facts(mirror_serves={target: True}), policy)) == [target]
 
 
 def test_first_matching_rule_wins() -> None:
@@ -60,7 +63,7 @@ def test_first_matching_rule_wins() -> None:
         "mirrors: [{prefix: docker.io/library, mirror: a.example.com, verify: false},"
         " {registry: docker.io, mirror: b.example.com, verify: false}]"
     )
-    assert [p.value for p in rewrites(workload("nginx:1", "bitnami/x:1"), Facts(), policy) if p.op == "replace"] == [
+    assert _replaced(rewrites(workload("nginx:1", "bitnami/x:1"), Facts(), policy)) == [
         "a.example.com/nginx:1",
         "b.example.com/bitnami/x:1",
     ]
@@ -70,7 +73,7 @@ def test_patch_applies_to_the_real_object() -> None:
     deployment = manifest("deployment.yaml")
     w = extract("Deployment", deployment)
     meta = object_meta(deployment, w)
-    patch = [{"op": p.op, "path": p.path, "value": p.value} for p in rewrites(w, Facts(), parse_policy(RULES), meta)]
+    patch = list(rewrites(w, Facts(), parse_policy(RULES), meta))
     patched = jsonpatch.apply_patch(copy.deepcopy(deployment), patch)
     containers = patched["spec"]["template"]["spec"]["containers"]
     assert containers[0]["image"] == "mirror.example.com/library/nginx"

@@ -1,5 +1,5 @@
 """`make bench`: pullguard's warm admission path (/validate, and /mutate with a mirror rule) against a no-op FastAPI
-endpoint, in one run.
+endpoint, in one run; and pullguard's floor, a review it parses and allows with nothing to judge.
 
 Both servers are single uvicorn processes over TLS on loopback, driven in turn by `wrk` (one thread, keep-alive
 connections, a Lua body script) with the same 3-container Deployment AdmissionReview. Rounds alternate
@@ -135,6 +135,9 @@ def main() -> None:
     policy = push_bench_images(registry, work)
     body = work / "review.json"
     body.write_text(json.dumps(review(bench_deployment(), uid="bench")))
+    # pullguard's floor: a review it parses and allows with nothing to judge (a DELETE of the same Deployment)
+    nothing = work / "nothing.json"
+    nothing.write_text(json.dumps(review(None, operation="DELETE", old=bench_deployment(), uid="bench")))
     cert_dir = work / "certs"
     make_certs(cert_dir)
 
@@ -180,17 +183,18 @@ def main() -> None:
         wait_healthy(f"https://127.0.0.1:{noop_port}/validate", cert_dir / "ca.crt")
 
         targets = {
-            "noop": f"https://127.0.0.1:{noop_port}/validate",
-            "pullguard": f"https://127.0.0.1:{pg_port}/validate",
-            "mutate": f"https://127.0.0.1:{pg_port}/mutate",  # pullguard's mutating path: 3 verified rewrites
+            "noop": (f"https://127.0.0.1:{noop_port}/validate", body),
+            "floor": (f"https://127.0.0.1:{pg_port}/validate", nothing),
+            "pullguard": (f"https://127.0.0.1:{pg_port}/validate", body),
+            "mutate": (f"https://127.0.0.1:{pg_port}/mutate", body),  # pullguard's mutating path: 3 verified rewrites
         }
-        for url in targets.values():  # warm up both (imports, caches, TLS sessions)
-            wrk(url, body, 10, 2)
+        for url, sent in targets.values():  # warm up both (imports, caches, TLS sessions)
+            wrk(url, sent, 10, 2)
         rounds: list[Round] = []
         for connections in args.connections:
             for _ in range(args.rounds):
-                for target, url in targets.items():
-                    result = wrk(url, body, connections, args.seconds)
+                for target, (url, sent) in targets.items():
+                    result = wrk(url, sent, connections, args.seconds)
                     result.target = target
                     rounds.append(result)
                     print(
@@ -210,20 +214,23 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+TARGETS = ("noop", "floor", "pullguard", "mutate")  # "pullguard" is its /validate
+
+
 def report(rounds: list[Round], args: argparse.Namespace, answer_size: int) -> None:
     print(f"\nmedians of {args.rounds} rounds x {args.seconds} s, answer {answer_size} bytes")
     print("| connections | target | req/s | p50 ms | p99 ms | throughput vs no-op | p99 vs no-op |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for connections in args.connections:
         med = {}
-        for target in ("noop", "pullguard", "mutate"):
+        for target in TARGETS:
             mine = [r for r in rounds if r.target == target and r.connections == connections]
             med[target] = (
                 statistics.median(r.requests_per_second for r in mine),
                 statistics.median(r.p50_ms for r in mine),
                 statistics.median(r.p99_ms for r in mine),
             )
-        for target in ("noop", "pullguard", "mutate"):
+        for target in TARGETS:
             rps, p50, p99 = med[target]
             ratio, p99_ratio = f"{rps / med['noop'][0]:.2f}", f"{p99 / med['noop'][2]:.2f}"
             print(f"| {connections} | {target} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {ratio} | {p99_ratio} |")

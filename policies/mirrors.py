@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -61,8 +61,7 @@ _REFUSED = frozenset({LookupStatus.UNAUTHORIZED, LookupStatus.DENIED})  # the re
 _DOCKER_HUB_ALIASES = {LEGACY_DEFAULT_DOMAIN: DEFAULT_DOMAIN, "registry-1.docker.io": DEFAULT_DOMAIN}
 
 
-@dataclass(frozen=True, slots=True)
-class MirrorOutcome:
+class MirrorOutcome(NamedTuple):  # a tuple: one per rewritten image per review, cheaper to make than a dataclass
     """What happened to one image a rule applies to."""
 
     container: ContainerImage
@@ -193,8 +192,7 @@ def _rule_for(image: ContainerImage, policy: Policy, cluster: ClusterFacts) -> t
     be chosen while an earlier one may apply."""
     routes = _routes(policy)
     if not routes.scoped:  # the common policy: whether a rule applies hangs on the image alone
-        found = routes.targets(image)
-        return (*found[0], True) if found else None
+        return routes.first(image)
     namespace = image.pod.namespace
     for rule, target in routes.targets(image):
         applies = rule.applies_in(namespace, cluster.namespace_labels)
@@ -215,6 +213,17 @@ class _Routes:
         self.policy = policy  # held, so the id keying _ROUTES is never reused while this entry lives
         self.scoped = any(rule.namespaces is not None for rule in policy.mirrors)  # some rule names namespaces
         self._targets: dict[str, tuple[tuple[Mirror, str], ...]] = {}
+        self._first: dict[str, tuple[Mirror, str, bool] | None] = {}
+
+    def first(self, image: ContainerImage) -> tuple[Mirror, str, bool] | None:
+        """The first matching rule, its rewrite and True, when no rule names namespaces (else see _rule_for)."""
+        if image.image in self._first:
+            return self._first[image.image]
+        if len(self._first) >= self.MEMORY:
+            self._first.clear()
+        matched = self.targets(image)
+        found = self._first[image.image] = (*matched[0], True) if matched else None
+        return found
 
     def targets(self, image: ContainerImage) -> tuple[tuple[Mirror, str], ...]:
         """Every rule that matches the image, in policy order, with its rewrite ("" if the name would be

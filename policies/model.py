@@ -1,7 +1,8 @@
 """The facts and findings model shared by every check.
 
 Everything here is immutable data: the webhook builds `Workload`s and `Facts`, the policy core turns them into
-`Finding`s and a `Decision`. No I/O, no clocks.
+`Finding`s and a `Decision`. No I/O, no clocks. The one exception is a decision's JSON patch, kept in its wire form
+(`PatchOperation`, a TypedDict) because the webhook checks it and sends it as it is: nothing changes it.
 """
 
 from __future__ import annotations

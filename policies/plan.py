@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import NamedTuple
 
 from policies import mirrors
@@ -73,6 +74,15 @@ def _matched(credentials: PodCredentials | None, image: str) -> tuple[Credential
     return tuple(credentials.keyring.lookup(repo_to_pull(image))) if credentials is not None else ()
 
 
+def _lookup(kind: LookupKind, reference: str, credentials: tuple[Credential, ...]) -> Lookup:
+    return Lookup(kind, reference, credentials) if credentials else _anonymous(kind, reference)
+
+
+@lru_cache(maxsize=4096)  # most lookups send no credentials, and reviews repeat the same images
+def _anonymous(kind: LookupKind, reference: str) -> Lookup:
+    return Lookup(kind, reference, ())
+
+
 def _image_lookups(workload: Workload, policy: Policy, credentials: PodCredentials | None) -> tuple[Lookup, ...]:
     namespace = workload.namespace
     if all(policy.mode_for(check, namespace) is Mode.OFF for check in REGISTRY_CHECKS):
@@ -82,7 +92,7 @@ def _image_lookups(workload: Workload, policy: Policy, credentials: PodCredentia
         reference = image.pull_reference
         if reference is None or reference in lookups or image.never_pulled:
             continue  # an image never pulled is never looked up: its registry does not matter
-        lookups[reference] = Lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
+        lookups[reference] = _lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
     return tuple(lookups.values())
 
 
@@ -99,9 +109,9 @@ def _mirror_lookups(
             continue
         rule, target = hit
         if rule.verify and target not in targets:
-            targets[target] = Lookup(LookupKind.MIRROR, target, _matched(credentials, target))
+            targets[target] = _lookup(LookupKind.MIRROR, target, _matched(credentials, target))
         reference = image.pull_reference
         if rule.private_images == "deny" and reference is not None and reference not in sources:
-            sources[reference] = Lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
+            sources[reference] = _lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
     # sorted by reference (one lookup per target, so the credentials are never compared)
     return tuple(sorted(targets.values())) + tuple(sources.values())

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
-from policies.mirrors import MutateDecision
+from policies.mirrors import MirrorOutcome, MutateDecision
 from policies.plan import Side
 from policies.render import finding_line
 from webhook.admission import ProtocolError
@@ -187,23 +187,31 @@ def _record(metrics: Metrics, endpoint: Side, outcome: Outcome, elapsed: float) 
     }
     if len(findings) > MAX_LOGGED_FINDINGS:
         fields["findingsNotLogged"] = len(findings) - MAX_LOGGED_FINDINGS
-    rewritten = [r for r in mirrored if r.rewritten]
-    if rewritten:
-        fields["patched"] = [
-            {"path": r.container.pointer, "from": clip(r.container.image), "to": clip(r.target)}
-            for r in rewritten[:MAX_LOGGED_FINDINGS]
-        ]
-    kept = [r for r in mirrored if not r.rewritten]
-    if kept:  # each image a mirror rule applies to but that was kept, with the reason
-        fields["mirrorKept"] = [
-            {
-                "path": r.container.pointer,
-                "image": clip(r.container.image),
-                "mirror": clip(r.mirror),
-                "reason": r.outcome,
-                "detail": clip(r.detail),
-            }
-            for r in kept[:MAX_LOGGED_FINDINGS]
-        ]
+    if mirrored:
+        _log_mirrors(fields, mirrored)
     fields["durationMs"] = round(elapsed * 1000, 3)
     review_line(fields)
+
+
+def _log_mirrors(fields: dict[str, object], mirrored: tuple[MirrorOutcome, ...]) -> None:
+    """Each rewrite (from, to), and each image a mirror rule applies to but that was kept, with the reason."""
+    patched: list[dict[str, str]] = []
+    kept: list[dict[str, str]] = []
+    for r in mirrored:
+        if r.rewritten:
+            if len(patched) < MAX_LOGGED_FINDINGS:
+                patched.append({"path": r.container.pointer, "from": clip(r.container.image), "to": clip(r.target)})
+        elif len(kept) < MAX_LOGGED_FINDINGS:
+            kept.append(
+                {
+                    "path": r.container.pointer,
+                    "image": clip(r.container.image),
+                    "mirror": clip(r.mirror),
+                    "reason": r.outcome,
+                    "detail": clip(r.detail),
+                }
+            )
+    if patched:
+        fields["patched"] = patched
+    if kept:
+        fields["mirrorKept"] = kept

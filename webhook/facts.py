@@ -65,15 +65,16 @@ class FactGatherer:
         results, missing = self.registry.cached_lookups(planned.lookups, policy.registry)
         if missing:
             results |= await self._fetch(self.registry, missing, policy)
+        mirror, exists = LookupKind.MIRROR, LookupStatus.EXISTS  # each enum member read costs a lookup
         return Facts(
             cluster=cluster,
             credentials=planned.credentials,
             # The mirror targets' facts too (keyed by the rewritten image): why a rewrite was kept.
             images={lookup.reference: facts for lookup, facts in results.items()},
             mirror_serves={
-                lookup.reference: (True if f.status is LookupStatus.EXISTS else False if f.status.definite else None)
+                lookup.reference: (True if f.status is exists else False if f.status.definite else None)
                 for lookup, f in results.items()
-                if lookup.kind is LookupKind.MIRROR
+                if lookup.kind is mirror
             },
         )
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -165,7 +165,7 @@ def without_patch(decision: Decision) -> Decision:
     """The decision once its patch was dropped: no image was rewritten after all."""
     if isinstance(decision, MutateDecision):
         kept = tuple(
-            replace(o, outcome="patchFailed", detail="the patch did not apply") if o.rewritten else o
+            o._replace(outcome="patchFailed", detail="the patch did not apply") if o.rewritten else o
             for o in decision.mirror_outcomes
         )
         return MutateDecision(allowed=decision.allowed, findings=decision.findings, mirror_outcomes=kept)

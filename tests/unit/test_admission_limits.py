@@ -157,6 +157,24 @@ async def test_a_patch_that_does_not_apply_is_still_dropped() -> None:
     assert containers[0]["image"] != "x:1", "checking a patch must not change the request's object"
 
 
+def test_a_dropped_patch_keeps_every_image_and_says_so() -> None:
+    from policies.decide import mutate
+    from policies.mirrors import object_meta
+    from policies.model import Facts
+    from webhook.pipeline import patch_applies, without_patch
+
+    parsed = parse_review(orjson.dumps(deployment()))
+    workload = workload_of(parsed)
+    assert workload is not None
+    decision = mutate(workload, Facts(), parse_policy(MIRROR_POLICY), object_meta(parsed.object, workload))
+    assert decision.patch and all(o.rewritten for o in decision.mirror_outcomes)
+    del (parsed.object or {})["spec"]["template"]["spec"]["containers"][0]["image"]  # the test would fail
+    assert not patch_applies(parsed, decision)
+    dropped = without_patch(decision)
+    assert dropped.patch == () and dropped.allowed
+    assert [(o.outcome, o.detail) for o in dropped.mirror_outcomes] == [("patchFailed", "the patch did not apply")]
+
+
 def pod(containers: int, *, init: int = 0, volumes: int = 0, image: str = "team/app{i}") -> dict[str, Any]:
     spec: dict[str, Any] = {"containers": [{"name": f"c{i}", "image": image.format(i=i)} for i in range(containers)]}
     if init:

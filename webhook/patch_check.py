@@ -34,7 +34,6 @@ def _in_place(document: dict[str, Any], operations: Sequence[PatchOperation], pa
     """Each operation checked against the unchanged document, up to the first failure; `paths` gets each
     operation's path and "/" (a `replace` right after the `test` of its path aside). _ORDERED: an operation
     inserts into a list, so only applying them in order can tell."""
-    parents: dict[str, Any] = {}  # each parent resolved once: sibling containers share theirs
     tested = None  # the previous operation's path when it was a `test` that held
     for operation in operations:
         op, path, value = operation["op"], operation["path"], operation["value"]
@@ -47,10 +46,7 @@ def _in_place(document: dict[str, Any], operations: Sequence[PatchOperation], pa
         if not path.startswith("/"):
             return f"{op} {path}: not a pointer to a member"
         cut = path.rfind("/")
-        above = path[:cut]
-        parent = parents.get(above, _UNSEEN)
-        if parent is _UNSEEN:
-            parent = parents[above] = _parent_at(document, above, parents)
+        parent = _node_at(document, path[:cut])
         last = path[cut + 1 :]
         if "~" in last:
             last = _unescape(last)
@@ -83,20 +79,9 @@ def _apart(paths: list[str]) -> bool:
     return not any(later.startswith(path) for path, later in pairwise(paths))
 
 
-def _parent_at(document: dict[str, Any], pointer: str, parents: dict[str, Any]) -> Any:
-    """The node at `pointer` (the parent of an operation's path; "" is the root), or _MISSING. Its own parent is
-    remembered in `parents` too: sibling containers share it."""
-    cut = pointer.rfind("/")
-    if cut <= 0:
-        return _node_at(document, pointer)
-    above = parents.get(pointer[:cut], _UNSEEN)
-    if above is _UNSEEN:
-        above = parents[pointer[:cut]] = _node_at(document, pointer[:cut])
-    return _child(above, _unescape(pointer[cut + 1 :]))
-
-
 def _node_at(node: Any, pointer: str) -> Any:
-    """The node at `pointer` below `node`, or _MISSING."""
+    """The node at `pointer` below `node`, or _MISSING. Walked from the top each time: with the pointer's tokens
+    remembered, that is cheaper than remembering nodes by prefix."""
     for token in _tokens(pointer) or ():
         if type(node) is dict:  # parsed JSON: exact types, cheaper than isinstance on the hot path
             node = node.get(token, _MISSING)
@@ -105,9 +90,6 @@ def _node_at(node: Any, pointer: str) -> Any:
         else:
             return _MISSING
     return node
-
-
-_UNSEEN = object()
 
 
 def _unescape(token: str) -> str:

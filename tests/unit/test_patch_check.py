@@ -5,6 +5,7 @@ check agrees with applying the patch to a copy, and leaves the object as it was.
 from __future__ import annotations
 
 import copy
+import random
 import time
 from typing import Any
 
@@ -44,6 +45,16 @@ CASES: list[list[dict[str, Any]]] = [
     [{"op": "test", "path": "/spec/template/spec/containers/1/image", "value": "redis"}],
     [{"op": "test", "path": "/spec/template/spec/containers/x/image", "value": "redis"}],
     [{"op": "replace", "path": "/metadata/name/x", "value": "y"}],  # a string has no members
+    # "labels-x" sorts between "labels" and "labels/x": the overlap of the first and third is still seen.
+    [
+        {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+        {"op": "add", "path": "/metadata/labels-x", "value": "1"},
+        {"op": "test", "path": "/metadata/labels/x", "value": "y"},
+    ],
+    [  # siblings sharing a prefix do not overlap
+        {"op": "test", "path": "/metadata/annotations/a~1b", "value": "1"},
+        {"op": "add", "path": "/metadata/annotations/a~1bc", "value": "2"},
+    ],
 ]
 
 
@@ -79,7 +90,7 @@ def _many(containers: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("late_overlap", [False, True])
 def test_a_large_patch_is_checked_in_linear_time_and_still_sees_overlaps(late_overlap: bool) -> None:
-    """Past a few writes the in-place check indexes them in sets: 2,000 containers take milliseconds, not the
+    """The in-place check sorts the paths once to find overlaps: 2,000 containers take milliseconds, not the
     seconds a pairwise scan took (the event loop waited on it), and a late read-after-write still falls back."""
     document = _many(2000)
     operations: list[dict[str, Any]] = []
@@ -94,3 +105,45 @@ def test_a_large_patch_is_checked_in_linear_time_and_still_sees_overlaps(late_ov
     assert problem == _apply(copy.deepcopy(document), operations)
     assert (problem is not None) is late_overlap
     assert document == _many(2000)
+
+
+_PATHS = [
+    IMAGE,
+    "/spec/template/spec/containers/1/image",
+    "/spec/template/spec/containers/0",
+    "/spec/template/spec/containers/1",
+    "/spec/template/spec/containers/2",
+    "/spec/template/spec/containers/-",
+    "/spec/template/spec/containers",
+    "/metadata/annotations",
+    "/metadata/annotations/a~1b",
+    "/metadata/annotations/a~1bc",
+    "/metadata/labels",
+    "/metadata/labels/x",
+    "/metadata/labels-x",
+    "/metadata/name",
+]
+_VALUES: list[Any] = ["nginx", "redis", "1", "y", {"x": "y"}, {"image": "z"}, {"a/b": "1"}]
+
+
+def test_random_patches_agree_with_applying_them_in_order() -> None:
+    """Seeded, bounded: whatever mix of operations and overlapping paths, the in-place check says what applying the
+    patch in order says (and jsonpatch agrees whether it applies), and changes neither the object nor the patch
+    (a list insert once made the copy share an element with the object, and a later operation could change a
+    value an earlier one put in)."""
+    chooser = random.Random(11)
+    for _ in range(1500):
+        operations = [
+            {"op": chooser.choice(("test", "replace", "add")), "path": chooser.choice(_PATHS), "value": v}
+            for v in (chooser.choice(_VALUES) for _ in range(chooser.randint(1, 5)))
+        ]
+        document, sent = copy.deepcopy(DOCUMENT), copy.deepcopy(operations)
+        problem = patch_problem(document, operations)
+        assert document == DOCUMENT and operations == sent, operations  # the object and the patch as they were
+        assert problem == _apply(copy.deepcopy(DOCUMENT), operations), operations
+        try:
+            jsonpatch.apply_patch(copy.deepcopy(DOCUMENT), operations)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
+            assert problem is not None, operations
+        else:
+            assert problem is None, operations

@@ -19,6 +19,7 @@ from policies.checks import ALL_CHECKS
 from policies.config import Policy
 from policies.credentials import PodCredentials, pod_credentials
 from policies.keyring import repo_to_pull
+from policies.mirror_routes import mirrored
 from policies.model import ClusterFacts, Mode, Workload
 from policies.pull_secret_parse import Credential
 
@@ -104,7 +105,7 @@ def _mirror_lookups(
     targets: dict[str, Lookup] = {}
     sources: dict[str, Lookup] = {}
     for image in workload.images:
-        hit = mirrors.mirrored(image, policy, cluster)
+        hit = mirrored(image, policy, cluster)
         if hit is None:
             continue
         rule, target = hit

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kubectl and etcd for the end-to-end tests.
+# Build kube-apiserver, kubectl, etcd and the kubelet for the end-to-end tests
+# (the kubelet runs a real node: tests/node/).
 #
 # The versions come from tests/e2e/k8sbin/go.mod (k8s.io/kubernetes and the
 # etcd server it pins). The binaries land in
 #   ${PULLGUARD_CACHE:-$HOME/.cache/pullguard}/k8s-<version>/bin
 # and the bin dir is printed as the last line of stdout.
 #
-# Idempotent: when all three binaries exist and run, nothing is built.
+# Idempotent: when all the binaries exist and run, nothing is built.
 # Each binary is built into a temporary directory next to the bin dir and
 # renamed into place, so an interrupted build never leaves a half binary.
 #
@@ -32,7 +33,7 @@ etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v3\./ { print $2
 cache_root=${PULLGUARD_CACHE:-$HOME/.cache/pullguard}
 version_dir=$cache_root/k8s-$k8s_version
 bin_dir=$version_dir/bin
-binaries=(kube-apiserver kubectl etcd)
+binaries=(kube-apiserver kubectl etcd kubelet)
 
 binary_works() {
     local name=$1 path=$bin_dir/$1
@@ -127,6 +128,7 @@ declare -A pkg_of=(
     [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
     [kubectl]=k8s.io/kubernetes/cmd/kubectl
     [etcd]=./etcd
+    [kubelet]=k8s.io/kubernetes/cmd/kubelet
 )
 
 start=$SECONDS

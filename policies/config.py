@@ -21,7 +21,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from policies.keyring import urls_match_str
 from policies.model import CheckName, Mode
+from policies.reference import InvalidReference
+from policies.reference import parse as parse_reference
 
 DEFAULT_POLICY_YAML = """\
 # pullguard's embedded default policy: warn about everything, deny only what can never be pulled.
@@ -39,6 +42,29 @@ mirrors: []
 registry:
   timeoutSeconds: 3
   cache: {positiveSeconds: 300, negativeSeconds: 30}
+nodeCredentials:
+  # Registries whose pulls the nodes authorize themselves (the platform's node identity): an unauthorized answer
+  # for these is "could not verify", never a denial. README, "Managed clusters and node credentials".
+  registries:
+    - "*.dkr.ecr.*.amazonaws.com"        # Amazon ECR: ecr-credential-provider's matchImages on EKS nodes
+    - "*.dkr.ecr.*.amazonaws.com.cn"
+    - "*.dkr.ecr-fips.*.amazonaws.com"
+    - "container.cloud.google.com"       # Google: auth-provider-gcp's matchImages on GKE nodes
+    - "gcr.io"
+    - "*.gcr.io"
+    - "*.pkg.dev"                        #   Artifact Registry (LOCATION-docker.pkg.dev)
+    - "*.azurecr.io"                     # Azure: acr-credential-provider's matchImages on AKS nodes
+    - "*.azurecr.cn"
+    - "*.azurecr.de"
+    - "*.azurecr.us"
+    - "*.ocir.io"                        # Oracle OCIR: OKE nodes pull with their instance principal
+  dockerConfigFiles: []                  # config.json / .dockercfg files that stand for the nodes' own
+  credentialProviderConfig: null         # the kubelet's --image-credential-provider-config file
+  credentialProviderBinDir: null         # its plugins (--image-credential-provider-bin-dir)
+kubelet:
+  imagePullCredentialsVerificationPolicy: NeverVerifyPreloadedImages   # the kubelet's default (KEP-2535)
+  preloadedImagesVerificationAllowlist: []
+  nodeStatusMaxImages: 50
 audit: {enabled: false, intervalSeconds: 3600, lookupsPerSecond: 2}
 namespaces: {}
 """
@@ -187,6 +213,80 @@ class RegistryConfig(_Strict):
     allow_link_local: StrictBool = False  # link-local/metadata addresses are refused: no SSRF through the webhook
 
 
+# Where each default comes from: the matchImages of the credential provider each managed platform configures on its
+# nodes (EKS ecr-credential-provider, GKE auth-provider-gcp, AKS acr-credential-provider) and OKE's instance
+# principal for OCIR. Keyring globs (policies.keyring): "*" is one DNS label, ports and paths must match.
+MANAGED_REGISTRIES = (
+    "*.dkr.ecr.*.amazonaws.com",
+    "*.dkr.ecr.*.amazonaws.com.cn",
+    "*.dkr.ecr-fips.*.amazonaws.com",
+    "container.cloud.google.com",
+    "gcr.io",
+    "*.gcr.io",
+    "*.pkg.dev",
+    "*.azurecr.io",
+    "*.azurecr.cn",
+    "*.azurecr.de",
+    "*.azurecr.us",
+    "*.ocir.io",
+)
+
+VerificationPolicy = Literal[
+    "NeverVerify", "NeverVerifyPreloadedImages", "NeverVerifyAllowlistedImages", "AlwaysVerify"
+]
+
+
+class NodeCredentialsConfig(_Strict):
+    """What the nodes pull with besides the pod's secrets: the kubelet unions the pod's keyring with the node's
+    (config files, then credential provider plugins; pkg/kubelet/images/image_manager.go)."""
+
+    registries: tuple[Annotated[str, Field(min_length=1)], ...] = MANAGED_REGISTRIES
+    docker_config_files: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    credential_provider_config: str | None = None
+    credential_provider_bin_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _providers_need_both(self) -> NodeCredentialsConfig:
+        for glob in self.registries:
+            try:
+                urls_match_str(glob, "registry.invalid")
+            except ValueError:
+                raise ValueError(f"registries: {glob!r} is not a keyring pattern (host[:port][/path])") from None
+        if (self.credential_provider_config is None) != (self.credential_provider_bin_dir is None):
+            raise ValueError("give both credentialProviderConfig and credentialProviderBinDir, as the kubelet does")
+        return self
+
+
+class KubeletConfig(_Strict):
+    """The kubelet settings pullguard's prediction depends on, named as in KubeletConfiguration."""
+
+    image_pull_credentials_verification_policy: VerificationPolicy = "NeverVerifyPreloadedImages"
+    # The kubelet's own rule (pullmanager.getAllowlistImagePattern): a full name, or a prefix ending in "/*".
+    preloaded_images_verification_allowlist: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    node_status_max_images: Annotated[int, Field(ge=-1)] = 50  # -1: the kubelet lists every image
+
+    @model_validator(mode="after")
+    def _allowlist_patterns(self) -> KubeletConfig:
+        for pattern in self.preloaded_images_verification_allowlist:
+            if not _allowlist_pattern_ok(pattern):
+                raise ValueError(f"{pattern!r}: an image name without tag or digest, or a prefix ending in '/*'")
+        return self
+
+
+def _allowlist_pattern_ok(pattern: str) -> bool:
+    """pullmanager.getAllowlistImagePattern: no surrounding space; "*" only as a final "/*" after at least a host;
+    otherwise a reference (distribution's Parse) with neither tag nor digest."""
+    if pattern != pattern.strip():
+        return False
+    if pattern.endswith("/*"):
+        return len(pattern) > 2 and "*" not in pattern[:-2]
+    try:
+        parsed = parse_reference(pattern)
+    except InvalidReference:
+        return False
+    return parsed.tag is None and parsed.digest is None
+
+
 class AuditConfig(_Strict):
     """The background audit in `serve` (needs a cluster view): re-check what runs, publish PolicyReports."""
 
@@ -202,6 +302,8 @@ class Policy(_Strict):
     checks: Checks = Checks()
     mirrors: tuple[Mirror, ...] = ()
     registry: RegistryConfig = RegistryConfig()
+    node_credentials: NodeCredentialsConfig = NodeCredentialsConfig()
+    kubelet: KubeletConfig = KubeletConfig()
     audit: AuditConfig = AuditConfig()
     namespaces: dict[str, NamespaceOverride] = Field(default_factory=dict)
 

@@ -1,9 +1,16 @@
 """Which credentials the kubelet would use for an image: the pod's imagePullSecrets (else its ServiceAccount's,
-for templates that ServiceAccount admission has not seen yet), read and matched as the kubelet reads them."""
+for templates that ServiceAccount admission has not seen yet), read and matched as the kubelet reads them, then the
+node's own (its docker config file, then its credential provider plugins).
+
+The kubelet's keyring for a pull is `UnionDockerKeyring{pod secrets, UnionDockerKeyring{node files, providers}}`
+(pkg/kubelet/images/image_manager.go `makeLookupPullCredentialsFunc`, pkg/credentialprovider/secrets): every
+matching credential of each, in that order, tried in turn.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from policies.keyring import Keyring, repo_to_pull
 from policies.model import ClusterFacts, ContainerImage, Facts, PodContext, ServiceAccountFacts
@@ -87,3 +94,24 @@ def credentials_for(pod: PodContext, facts: Facts) -> PodCredentials | None:
     if facts.credentials is not None or not facts.cluster.known:
         return facts.credentials
     return pod_credentials(pod, facts.cluster)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCredentials:
+    """The node's keyring as pullguard holds it for one review: the docker config file standing for the nodes'
+    (one Keyring), and what the credential provider plugins answered for each image, already matched in the
+    kubelet's order and keyed by the repository the kubelet looks up (`repo_to_pull`). `failures` names, per
+    repository, the providers that matched it and gave nothing ("credential provider ecr: timed out")."""
+
+    files: Keyring = field(default_factory=Keyring)
+    provided: Mapping[str, tuple[Credential, ...]] = field(default_factory=dict)
+    failures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def lookup(self, repository: str) -> tuple[Credential, ...]:
+        return (*self.files.lookup(repository), *self.provided.get(repository, ()))
+
+    def failures_for(self, image: ContainerImage) -> tuple[str, ...]:
+        return self.failures.get(repo_to_pull(image.image), ()) if image.reference is not None else ()
+
+
+NO_NODE_CREDENTIALS = NodeCredentials()

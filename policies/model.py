@@ -17,7 +17,7 @@ from policies.platforms import Platform
 from policies.reference import InvalidReference, Reference, parse_docker_ref, parse_normalized
 
 if TYPE_CHECKING:  # policies.credentials builds on this module
-    from policies.credentials import PodCredentials
+    from policies.credentials import NodeCredentials, PodCredentials
 
 # Reviews repeat the same few images endlessly; a Reference is immutable, so parse each string once.
 _parse = lru_cache(maxsize=8192)(parse_normalized)
@@ -117,6 +117,16 @@ class ContainerImage:
             reference, error = None, str(exc)
         pull = pull_form(image) if reference is not None else None
         return cls(kind, name, image, pointer, display_path, pod, pull_policy, reference, error, pull)
+
+    @property
+    def effective_pull_policy(self) -> str:
+        """The API server's defaulting: `:latest` or no tag means Always, anything else IfNotPresent."""
+        if self.pull_policy:
+            return self.pull_policy
+        reference = self.reference
+        if reference is not None and reference.digest is None and reference.tag in (None, "latest"):
+            return "Always"
+        return "IfNotPresent"
 
     @property
     def never_pulled(self) -> bool:
@@ -232,6 +242,14 @@ class NodeFacts:
     images: frozenset[str] = frozenset()  # every name in status.images (tags and digests), normalized
     images_listed: int = 0  # how many entries status.images had
     taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect)
+    runtime: str = ""  # status.nodeInfo.containerRuntimeVersion, e.g. "containerd://1.7.2" ("": not reported)
+
+    @property
+    def runs_containerd(self) -> bool:
+        """pullguard models containerd's resolution (hosts.toml). A node that reports another runtime (CRI-O reads
+        registries.conf: short names, mirrors, blocked registries) is not modelled; one that reports none (a Node
+        written by hand for `check`) is taken to run containerd."""
+        return not self.runtime or self.runtime.startswith("containerd://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +270,6 @@ class ClusterFacts:
     secrets_complete: bool = True
     nodes: tuple[NodeFacts, ...] = ()
     namespace_labels: Mapping[str, str] | None = None  # the workload's namespace's labels (None: unknown)
-    max_node_images: int = 50  # the kubelet's --node-status-max-images default: a full list may be cut
 
 
 NO_CLUSTER = ClusterFacts()  # immutable, so one instance serves every review without a cluster view
@@ -272,6 +289,8 @@ class Facts:
     # The pod's pull secrets as the kubelet reads them, parsed once per review by the plan (None: not parsed
     # yet, or no cluster view; see policies.credentials.credentials_for).
     credentials: PodCredentials | None = None
+    # The node's own credentials as pullguard holds them (None: none configured or gathered).
+    node_credentials: NodeCredentials | None = None
 
     def image(self, container: ContainerImage) -> ImageFacts | None:
         key = container.pull_reference

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from policies import mirrors
 from policies.checks import ALL_CHECKS
 from policies.config import Policy
-from policies.credentials import PodCredentials, pod_credentials
+from policies.credentials import NodeCredentials, PodCredentials, pod_credentials
 from policies.keyring import repo_to_pull
 from policies.mirror_routes import mirrored
 from policies.model import ClusterFacts, Mode, Workload
@@ -51,15 +51,19 @@ class Plan:
 REGISTRY_CHECKS = tuple(spec.name for spec in ALL_CHECKS if spec.needs_registry)
 
 
-def plan(workload: Workload, cluster: ClusterFacts, policy: Policy, side: Side) -> Plan:
-    """The lookups `side` needs for `workload` (none in an excluded namespace)."""
+def plan(
+    workload: Workload, cluster: ClusterFacts, policy: Policy, side: Side, node: NodeCredentials | None = None
+) -> Plan:
+    """The lookups `side` needs for `workload` (none in an excluded namespace), each with the pod's credentials
+    followed by the node's (`node`), as the kubelet unions them."""
     if policy.excludes(workload.namespace) or not workload.images or (side is Side.MUTATE and not policy.mirrors):
         return Plan(None, ())
     credentials = pod_credentials(workload.images[0].pod, cluster) if cluster.known else None
+    keyrings = _Keyrings(credentials, node)
     if side is Side.VALIDATE:
-        lookups = _image_lookups(workload, policy, credentials)
+        lookups = _image_lookups(workload, policy, keyrings)
     else:
-        lookups = _mirror_lookups(workload, policy, cluster, credentials)
+        lookups = _mirror_lookups(workload, policy, cluster, keyrings)
     return Plan(credentials, lookups)
 
 
@@ -71,8 +75,17 @@ def credentials_only(workload: Workload, cluster: ClusterFacts, policy: Policy, 
     return Plan(pod_credentials(workload.images[0].pod, cluster), ())
 
 
-def _matched(credentials: PodCredentials | None, image: str) -> tuple[Credential, ...]:
-    return tuple(credentials.keyring.lookup(repo_to_pull(image))) if credentials is not None else ()
+class _Keyrings(NamedTuple):
+    pod: PodCredentials | None
+    node: NodeCredentials | None
+
+    def matched(self, image: str) -> tuple[Credential, ...]:
+        """Every credential the kubelet tries for `image`, in its order: the pod's secrets, then the node's."""
+        if self.pod is None and self.node is None:
+            return ()
+        repository = repo_to_pull(image)
+        pod = tuple(self.pod.keyring.lookup(repository)) if self.pod is not None else ()
+        return pod + self.node.lookup(repository) if self.node is not None else pod
 
 
 def _lookup(kind: LookupKind, reference: str, credentials: tuple[Credential, ...]) -> Lookup:
@@ -84,7 +97,7 @@ def _anonymous(kind: LookupKind, reference: str) -> Lookup:
     return Lookup(kind, reference, ())
 
 
-def _image_lookups(workload: Workload, policy: Policy, credentials: PodCredentials | None) -> tuple[Lookup, ...]:
+def _image_lookups(workload: Workload, policy: Policy, keyrings: _Keyrings) -> tuple[Lookup, ...]:
     namespace = workload.namespace
     if all(policy.mode_for(check, namespace) is Mode.OFF for check in REGISTRY_CHECKS):
         return ()
@@ -93,12 +106,12 @@ def _image_lookups(workload: Workload, policy: Policy, credentials: PodCredentia
         reference = image.pull_reference
         if reference is None or reference in lookups or image.never_pulled:
             continue  # an image never pulled is never looked up: its registry does not matter
-        lookups[reference] = _lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
+        lookups[reference] = _lookup(LookupKind.IMAGE, reference, keyrings.matched(image.image))
     return tuple(lookups.values())
 
 
 def _mirror_lookups(
-    workload: Workload, policy: Policy, cluster: ClusterFacts, credentials: PodCredentials | None
+    workload: Workload, policy: Policy, cluster: ClusterFacts, keyrings: _Keyrings
 ) -> tuple[Lookup, ...]:
     if not policy.mirrors or mirrors.opt_out(None, cluster):
         return ()
@@ -110,9 +123,9 @@ def _mirror_lookups(
             continue
         rule, target = hit
         if rule.verify and target not in targets:
-            targets[target] = _lookup(LookupKind.MIRROR, target, _matched(credentials, target))
+            targets[target] = _lookup(LookupKind.MIRROR, target, keyrings.matched(target))
         reference = image.pull_reference
         if rule.private_images == "deny" and reference is not None and reference not in sources:
-            sources[reference] = _lookup(LookupKind.IMAGE, reference, _matched(credentials, image.image))
+            sources[reference] = _lookup(LookupKind.IMAGE, reference, keyrings.matched(image.image))
     # sorted by reference (one lookup per target, so the credentials are never compared)
     return tuple(sorted(targets.values())) + tuple(sources.values())

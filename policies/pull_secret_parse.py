@@ -101,11 +101,24 @@ class CredentialSource:
     name: str
     uid: str = ""
     registry_key: str = ""
+    # "" for a pull secret; else the node's own credential source, as messages name it ("node file
+    # /etc/pullguard/node/config.json", "credential provider ecr-credential-provider"): the kubelet's
+    # CredentialSource nil (node-wide), whose pulls every pod on the node may reuse.
+    node: str = ""
+
+    @classmethod
+    def of_node(cls, description: str, registry_key: str = "") -> CredentialSource:
+        return cls("", "", registry_key=registry_key, node=description)
 
     def __repr__(self) -> str:
         key = redact_registry_key(self.registry_key)
         return _shown(
-            self, namespace=repr(self.namespace), name=repr(self.name), uid=repr(self.uid), registry_key=repr(key)
+            self,
+            namespace=repr(self.namespace),
+            name=repr(self.name),
+            uid=repr(self.uid),
+            registry_key=repr(key),
+            node=repr(self.node),
         )
 
 
@@ -134,7 +147,9 @@ class Credential:
     @property
     def origin(self) -> str:
         """Where it came from, for messages: "secret shop/regcred" ("" when not known)."""
-        return f"secret {self.source.namespace}/{self.source.name}" if self.source is not None else ""
+        if self.source is None:
+            return ""
+        return self.source.node or f"secret {self.source.namespace}/{self.source.name}"
 
     def __repr__(self) -> str:
         return _shown(

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from policies.config import Policy
 from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
+from policies.node_pull import seen_from_nodes
 from policies.platforms import Platform, format, matches, node_platform
 from policies.render import node_names
 from policies.scheduling import platform_demand
@@ -20,6 +21,10 @@ NAME = CheckName.ARCHITECTURE
 
 
 def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
+    return tuple(seen_from_nodes(finding, image, facts, policy) for finding in _check(image, facts))
+
+
+def _check(image: ContainerImage, facts: Facts) -> Sequence[Finding]:
     found = facts.image(image)
     if found is None or not found.platforms or image.never_pulled:
         return ()

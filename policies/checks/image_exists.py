@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from policies.config import Policy
 from policies.model import CheckName, ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Mode, Reason
+from policies.node_pull import seen_from_nodes
 
 NAME = CheckName.IMAGE_EXISTS
 _AUTHORIZATION = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
@@ -24,17 +25,16 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
         return ()  # who may pull is the pullSecrets check's to explain
     message, hint = _explain(found)
     status = found.status
-    return (
-        Finding(
-            check=NAME,
-            container=image,
-            reason=Reason.ERR_IMAGE_PULL if status.definite else Reason.UNVERIFIED,
-            message=f"{image.label}: {message}",
-            hint=hint,
-            unknown=not status.definite,
-            advisory=status is LookupStatus.NODE_LOCAL,
-        ),
+    finding = Finding(
+        check=NAME,
+        container=image,
+        reason=Reason.ERR_IMAGE_PULL if status.definite else Reason.UNVERIFIED,
+        message=f"{image.label}: {message}",
+        hint=hint,
+        unknown=not status.definite,
+        advisory=status is LookupStatus.NODE_LOCAL,
     )
+    return (seen_from_nodes(finding, image, facts, policy),)
 
 
 def _endpoint_host(endpoint: str) -> str:

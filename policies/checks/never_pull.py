@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from policies.config import Policy
 from policies.model import CheckName, ContainerImage, Facts, Finding, NodeFacts, Reason
 from policies.render import node_names
-from policies.scheduling import candidate_nodes
+from policies.scheduling import candidate_nodes, lists_full
 
 NAME = CheckName.NEVER_PULL
 HINT = (
@@ -21,18 +21,8 @@ HINT = (
 )
 
 
-def effective_pull_policy(image: ContainerImage) -> str:
-    """The API server's defaulting: `:latest` or no tag means Always, anything else IfNotPresent."""
-    if image.pull_policy:
-        return image.pull_policy
-    reference = image.reference
-    if reference is not None and reference.digest is None and reference.tag in (None, "latest"):
-        return "Always"
-    return "IfNotPresent"
-
-
 def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Finding]:
-    if effective_pull_policy(image) != "Never" or image.reference is None or not facts.cluster.known:
+    if image.effective_pull_policy != "Never" or image.reference is None or not facts.cluster.known:
         return ()
     nodes = candidate_nodes(image.pod, facts.cluster.nodes)
     if not nodes:
@@ -42,14 +32,14 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     if having == nodes:
         return ()
     lacking = [n for n in nodes if n not in having]
-    full = [n for n in lacking if n.images_listed >= facts.cluster.max_node_images]
+    full = [n for n in lacking if lists_full(n, policy)]
     if not having and not full:
         message = f"{image.label} has imagePullPolicy Never and is on none of the {_count(nodes)} it may run on"
         return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, HINT),)
     if not having:
         message = (
             f"{image.label} has imagePullPolicy Never; cannot confirm it is on any node "
-            f"({node_names([n.name for n in full])} list the maximum of {facts.cluster.max_node_images} images)"
+            f"({node_names([n.name for n in full])} list the maximum of {policy.kubelet.node_status_max_images} images)"
         )
         return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, HINT, unknown=True),)
     message = f"{image.label} has imagePullPolicy Never and is missing on {node_names([n.name for n in lacking])}"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from policies.config import Policy
 from policies.credentials import PodCredentials, SecretProblem, credentials_for
 from policies.model import CheckName, ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Reason
+from policies.node_pull import seen_from_nodes
 
 NAME = CheckName.PULL_SECRETS
 _AUTH_FAILURES = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
@@ -32,7 +33,7 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
         if not found.credential_sources and (unseen is None or unseen):
             findings.append(_unverifiable(image, found, unseen))  # what it asks for may be in what we cannot see
         else:
-            findings.append(_auth_finding(image, found, credentials))
+            findings.append(seen_from_nodes(_auth_finding(image, found, credentials), image, facts, policy))
     elif (
         credentials is not None
         and credentials.registry_keys

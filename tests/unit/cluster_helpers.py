@@ -26,6 +26,7 @@ def node(
     ready: bool = True,
     schedulable: bool = True,
     labels: dict[str, str] | None = None,
+    runtime: str = "containerd://1.7.2",
 ) -> NodeFacts:
     return NodeFacts(
         name=name,
@@ -34,6 +35,7 @@ def node(
         schedulable=schedulable,
         images=frozenset(images),
         images_listed=len(images) if listed is None else listed,
+        runtime=runtime,
     )
 
 

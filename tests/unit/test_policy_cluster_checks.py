@@ -272,7 +272,7 @@ def test_never_pull_only_counts_nodes_the_pod_may_use() -> None:
     ],
 )
 def test_pull_policy_defaulting(image: str, policy: str | None, expected: str) -> None:
-    assert never_pull.effective_pull_policy(container(image, pull_policy=policy)) == expected
+    assert container(image, pull_policy=policy).effective_pull_policy == expected
 
 
 def test_never_pull_is_silent_for_other_policies_and_without_cluster() -> None:

@@ -77,6 +77,8 @@ def node_facts(obj: Mapping[str, Any]) -> NodeFacts:
     images = status.get("images") or []
     names = {_pull_form(str(n)) for image in images if isinstance(image, Mapping) for n in (image.get("names") or [])}
     taints = spec.get("taints") or []
+    info = status.get("nodeInfo") or {}
+    runtime = info.get("containerRuntimeVersion") if isinstance(info, Mapping) else None
     return NodeFacts(
         name=str(metadata.get("name") or ""),
         labels={_intern(str(k)): _intern(str(v)) for k, v in (metadata.get("labels") or {}).items()},
@@ -89,6 +91,7 @@ def node_facts(obj: Mapping[str, Any]) -> NodeFacts:
             for t in taints
             if isinstance(t, Mapping)
         ),
+        runtime=_intern(runtime) if isinstance(runtime, str) else "",
     )
 
 

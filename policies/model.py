@@ -76,6 +76,7 @@ class PodContext:
     image_pull_secrets: tuple[str, ...] = ()
     node_selector: tuple[tuple[str, str], ...] = ()
     affinity: Mapping[str, Any] | None = None
+    node_name: str | None = None  # spec.nodeName: bound (DaemonSet pods, a failing pod explained), no scheduling
 
 
 @dataclass(frozen=True, slots=True)

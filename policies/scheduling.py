@@ -48,6 +48,8 @@ def _expression_matches(expression: Mapping[str, Any], labels: Mapping[str, str]
 
 
 def node_allowed(pod: PodContext, node: NodeFacts) -> bool:
+    if pod.node_name is not None and node.name != pod.node_name:
+        return False
     if any(node.labels.get(key) != value for key, value in pod.node_selector):
         return False
     terms = _terms(pod.affinity)

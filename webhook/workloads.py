@@ -125,12 +125,14 @@ def _pod_context(spec: Mapping[str, Any], namespace: str) -> PodContext:
     # serviceAccount is the deprecated alias the API server still honours
     account = spec.get("serviceAccountName") or spec.get("serviceAccount")
     affinity = spec.get("affinity")
+    node_name = spec.get("nodeName")
     return PodContext(
         namespace=namespace,
         service_account=(account if isinstance(account, str) else _text(account, "serviceAccountName")) or "default",
         image_pull_secrets=_pull_secret_names(secrets) if secrets else (),
         node_selector=tuple(sorted((str(k), _text(v, "nodeSelector values")) for k, v in selector.items())),
         affinity=_node_affinity(affinity) if affinity is not None else None,
+        node_name=_text(node_name, "nodeName") or None if node_name is not None else None,
     )
 
 

@@ -34,7 +34,11 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     lacking = [n for n in nodes if n not in having]
     full = [n for n in lacking if lists_full(n, policy)]
     if not having and not full:
-        message = f"{image.label} has imagePullPolicy Never and is on none of the {_count(nodes)} it may run on"
+        if image.pod.node_name:
+            where = f"is not on node {nodes[0].name}, where the pod is bound"
+        else:
+            where = f"is on none of the {_count(nodes)} it may run on"
+        message = f"{image.label} has imagePullPolicy Never and {where}"
         return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, HINT),)
     if not having:
         message = (

@@ -48,8 +48,9 @@ def container(
     selector: dict[str, str] | None = None,
     affinity: dict[str, Any] | None = None,
     pull_policy: str | None = None,
+    node_name: str | None = None,
 ) -> ContainerImage:
-    pod = PodContext(namespace, account, secrets, tuple(sorted((selector or {}).items())), affinity)
+    pod = PodContext(namespace, account, secrets, tuple(sorted((selector or {}).items())), affinity, node_name)
     return ContainerImage.create(
         kind=ContainerKind.CONTAINER,
         name="app",

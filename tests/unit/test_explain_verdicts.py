@@ -79,7 +79,7 @@ def test_never_pull_missing_on_the_pods_node_is_confirmed() -> None:
     events = [event(f'Container image "{IMAGE}" is not present with pull policy of Never', reason="ErrImageNeverPull")]
     cluster = ClusterFacts(known=True, nodes=(node("n1"), node("n2", images=(REF,))))
     verdict = _judge(p, events, Facts(cluster=cluster))
-    assert verdict.verdict == "confirmed" and "missing on node n1" in verdict.cause, verdict
+    assert verdict.verdict == "confirmed" and "is not on node n1, where the pod is bound" in verdict.cause, verdict
     elsewhere = ClusterFacts(known=True, nodes=(node("n1", images=(REF,)), node("n2")))
     assert _judge(p, events, Facts(cluster=elsewhere)).verdict == "unverified"  # missing on n2, the pod is on n1
 

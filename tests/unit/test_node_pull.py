@@ -81,6 +81,14 @@ def test_only_candidate_nodes_count() -> None:
     assert not finding.advisory and not finding.unknown  # b, the only candidate, lacks it
 
 
+def test_a_bound_pod_has_one_candidate_its_node() -> None:
+    nodes = (node("a", images=(IMAGE,)), node("b"))
+    bound = facts(IMAGE, LookupStatus.NOT_FOUND, *nodes)
+    assert only(image_exists.check(container(IMAGE, node_name="a"), bound, DEFAULT_POLICY)).advisory
+    on_b = only(image_exists.check(container(IMAGE, node_name="b"), bound, DEFAULT_POLICY))
+    assert not on_b.advisory and not on_b.unknown
+
+
 def test_a_full_image_list_may_hide_it() -> None:
     view = facts(IMAGE, LookupStatus.NOT_FOUND, node("a", listed=50), node("b"))
     finding = only(image_exists.check(container(IMAGE), view, DEFAULT_POLICY))

@@ -97,6 +97,7 @@ def test_update_checks_only_changed_images() -> None:
         ("serviceAccountName", "builder"),
         ("nodeSelector", {"kubernetes.io/arch": "arm64"}),
         ("affinity", {"nodeAffinity": {}}),
+        ("nodeName", "node-a"),
     ],
 )
 def test_update_of_the_pull_context_checks_every_image(field: str, value: object) -> None:
@@ -111,6 +112,15 @@ def test_update_of_a_pull_policy_checks_that_image() -> None:
     new = copy.deepcopy(old)
     new["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Never"
     assert [i for _, _, i in images_of(new, old=old)] == ["nginx"]
+
+
+def test_a_bound_pod_names_its_node() -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"}}
+    pod["spec"] = {"nodeName": "node-a", "containers": [{"name": "app", "image": "nginx:1.27"}]}
+    (image,) = extract("Pod", pod).images
+    assert image.pod.node_name == "node-a"
+    del pod["spec"]["nodeName"]
+    assert extract("Pod", pod).images[0].pod.node_name is None
 
 
 def test_namespace_and_name_fallbacks() -> None:

@@ -88,7 +88,7 @@ class _ThrottledGatherer(FactGatherer):
     """The webhook's gatherer, except that each registry lookup (a cache miss) first takes a token."""
 
     def __init__(self, gatherer: FactGatherer, bucket: TokenBucket) -> None:
-        super().__init__(gatherer.registry, gatherer.cluster)
+        super().__init__(gatherer.registry, gatherer.cluster, gatherer.node)
         self._bucket = bucket
 
     async def _fetch(  # type: ignore[override]

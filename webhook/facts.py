@@ -17,10 +17,12 @@ from policies.credentials import pull_secret_names
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
 from policies.plan import Lookup, LookupKind, Side, credentials_only, plan
 from webhook.kube.view import ClusterView
+from webhook.node.keyring import NodeCredentialSource
 from webhook.registry.client import RegistryClient
 
 DEADLINE_MARGIN_SECONDS = 0.25  # beyond the lookup timeout: the lookup reports its own timeout first
 CONFIRM_SECONDS = 1.0  # a cache miss on a Secret is confirmed at the API server, at most this long
+PROVIDER_BUDGET_SHARE = 0.5  # of the lookup timeout, for credential provider plugins without a cached answer
 
 
 def cluster_facts(view: ClusterView | None, workload: Workload) -> ClusterFacts:
@@ -43,11 +45,18 @@ def cluster_facts(view: ClusterView | None, workload: Workload) -> ClusterFacts:
 
 
 class FactGatherer:
-    """Without a registry client (offline), no lookups are made; without a cluster view, no cluster facts."""
+    """Without a registry client (offline), no lookups are made and no credential provider runs; without a cluster
+    view, no cluster facts. `node` holds the nodes' own credentials the policy names (`nodeCredentials`)."""
 
-    def __init__(self, registry: RegistryClient | None = None, cluster: ClusterView | None = None) -> None:
+    def __init__(
+        self,
+        registry: RegistryClient | None = None,
+        cluster: ClusterView | None = None,
+        node: NodeCredentialSource | None = None,
+    ) -> None:
         self.registry = registry
         self.cluster = cluster
+        self.node = node if node is not None else NodeCredentialSource()
 
     async def gather(self, workload: Workload, policy: Policy, side: Side = Side.VALIDATE) -> Facts:
         """Run the core's plan for `side`: the validating side looks up the images its checks need, the mutating
@@ -59,9 +68,11 @@ class FactGatherer:
             cluster = await self._confirm_missing(self.cluster, workload.namespace, cluster, policy)
         if self.registry is None:  # offline
             return Facts(cluster=cluster, credentials=credentials_only(workload, cluster, policy, side).credentials)
-        planned = plan(workload, cluster, policy, side)
+        # The plugins' answers are cached for hours: a cold one may take half the budget, the lookups the rest.
+        node = await self.node.gather(workload, policy, policy.registry.timeout_seconds * PROVIDER_BUDGET_SHARE)
+        planned = plan(workload, cluster, policy, side, node)
         if not planned.lookups:
-            return Facts(cluster=cluster, credentials=planned.credentials)
+            return Facts(cluster=cluster, credentials=planned.credentials, node_credentials=node)
         results, missing = self.registry.cached_lookups(planned.lookups, policy.registry)
         if missing:
             results |= await self._fetch(self.registry, missing, policy)
@@ -69,6 +80,7 @@ class FactGatherer:
         return Facts(
             cluster=cluster,
             credentials=planned.credentials,
+            node_credentials=node,
             # The mirror targets' facts too (keyed by the rewritten image): why a rewrite was kept.
             images={lookup.reference: facts for lookup, facts in results.items()},
             mirror_serves={

@@ -17,7 +17,7 @@ from policies.plan import Side, plan
 from policies.pull_secret_parse import Credential, CredentialSource
 from tests.unit.cluster_helpers import container, dockerconfigjson
 from webhook.kube.view import node_facts
-from webhook.node_files import NodeConfigFiles
+from webhook.node.docker_config_files import NodeConfigFiles
 
 IMAGE = "registry.example.com/team/app:1.0"
 REPOSITORY = "registry.example.com/team/app"

@@ -232,6 +232,8 @@ class ServiceAccountFacts:
     namespace: str
     name: str
     image_pull_secrets: tuple[str, ...] = ()
+    # Credential provider plugins with tokenAttributes are called only with required annotations (KEP-4412).
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

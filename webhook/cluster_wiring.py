@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from kubernetes import client
 from kubernetes.config.config_exception import ConfigException
 
 from webhook.kube.informers import ConfigMapWatcher, KubeClusterView, load_api_client
+from webhook.kube.view import ClusterView
+from webhook.node.service_account_tokens import KubeServiceAccountTokens
 from webhook.policy_source import PolicyHolder
 
 log = logging.getLogger("pullguard.cluster")
@@ -191,3 +193,14 @@ def wait_synced(connection: ClusterConnection, seconds: float) -> bool:
             return True
         time.sleep(0.1)
     return connection.synced()
+
+
+def service_account_tokens(api: client.ApiClient, view: ClusterView) -> KubeServiceAccountTokens:
+    """Tokens for credential provider plugins with tokenAttributes, from the TokenRequest API (needs `create` on
+    `serviceaccounts/token`), with each ServiceAccount's annotations read from the view's cache."""
+
+    def annotations_of(namespace: str, name: str) -> Mapping[str, str] | None:
+        account = view.service_account(namespace, name)
+        return account.annotations if account is not None else None
+
+    return KubeServiceAccountTokens(client.CoreV1Api(api), annotations_of)

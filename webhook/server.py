@@ -17,12 +17,13 @@ from webhook import certs
 from webhook.app import Service, create_app
 from webhook.audit import Auditor
 from webhook.cert_management import CertSettings, ManagedCertificates
-from webhook.cluster_wiring import POLICY_KEY, connect, in_cluster, open_api
+from webhook.cluster_wiring import POLICY_KEY, connect, in_cluster, open_api, service_account_tokens
 from webhook.facts import FactGatherer
 from webhook.http_guard import REQUEST_TIMEOUT_SECONDS, DrainingServer, guarded_protocol
 from webhook.kube.mutating_toggle import MutatingToggle
 from webhook.memory import keep_large_buffers_returnable
 from webhook.metrics import Metrics
+from webhook.node.keyring import NodeCredentialSource
 from webhook.policy_file import read_policy_file
 from webhook.policy_source import PolicyFileWatcher, PolicyHolder
 from webhook.registry.client import RegistryClient
@@ -79,7 +80,7 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
         api = open_api(kubeconfig)
         connection = connect(kubeconfig, holder, options.namespace, options.policy_configmap, api=api)
         view = connection.view
-        gatherer = FactGatherer(registry, view)
+        gatherer = FactGatherer(registry, view, NodeCredentialSource(service_account_tokens(api, view)))
         # The policy's `audit` section turns it on and sets its pace, live; off by default. One replica audits.
         audit = holder.policy.audit
         auditor = Auditor(api, gatherer, holder, audit.interval_seconds, audit.lookups_per_second,

@@ -52,13 +52,20 @@ def secret_facts(obj: Mapping[str, Any]) -> SecretFacts:
     )
 
 
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"  # a copy of the object: never needed, often large
+
+
 def service_account_facts(obj: Mapping[str, Any]) -> ServiceAccountFacts:
     metadata = obj.get("metadata") or {}
     secrets = obj.get("imagePullSecrets") or []
+    annotations = metadata.get("annotations") or {}
     return ServiceAccountFacts(
         namespace=_intern(str(metadata.get("namespace") or "default")),
         name=str(metadata.get("name") or ""),
         image_pull_secrets=tuple(_intern(str(s["name"])) for s in secrets if isinstance(s, Mapping) and s.get("name")),
+        annotations={_intern(str(k)): str(v) for k, v in annotations.items() if k != _LAST_APPLIED}
+        if isinstance(annotations, Mapping)
+        else {},
     )
 
 

@@ -69,7 +69,11 @@ class FactGatherer:
         if self.registry is None:  # offline
             return Facts(cluster=cluster, credentials=credentials_only(workload, cluster, policy, side).credentials)
         # The plugins' answers are cached for hours: a cold one may take half the budget, the lookups the rest.
-        node = await self.node.gather(workload, policy, policy.registry.timeout_seconds * PROVIDER_BUDGET_SHARE)
+        node = (
+            await self.node.gather(workload, policy, policy.registry.timeout_seconds * PROVIDER_BUDGET_SHARE)
+            if self.node.configured(policy)
+            else None  # the warm path awaits nothing
+        )
         planned = plan(workload, cluster, policy, side, node)
         if not planned.lookups:
             return Facts(cluster=cluster, credentials=planned.credentials, node_credentials=node)

@@ -152,3 +152,17 @@ def test_a_failing_plugin_is_could_not_verify_naming_it(
     assert (finding["reason"], finding["denies"]) == ("Unverified", False)
     assert f"could not verify: credential provider {PLUGIN}: " in finding["message"]
     assert basic_registry.password not in result.stdout + result.stderr
+
+
+def test_an_unusable_provider_config_is_could_not_verify_naming_the_file(
+    basic_registry: RegistryServer, private: tuple[str, Path], tmp_path: Path
+) -> None:
+    _, pod = private
+    config = tmp_path / "credential-providers.yaml"
+    config.write_text("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders: [{name: x}]\n")
+    settings = {"registries": [], "credentialProviderConfig": str(config), "credentialProviderBinDir": str(tmp_path)}
+    result = check("--config", str(_policy(tmp_path, settings)), "-f", str(pod))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (finding,) = _findings(result)
+    assert (finding["reason"], finding["denies"]) == ("Unverified", False)
+    assert f"could not verify: credential provider config {config} cannot be used" in finding["message"]

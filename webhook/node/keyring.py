@@ -34,10 +34,15 @@ class NodeCredentialSource:
         self._providers_key: tuple[str, str, Signature | None] | None = None
         self._providers: CredentialProviders | str | None = None  # str: why the config could not be loaded
 
-    async def gather(self, workload: Workload, policy: Policy, budget_seconds: float) -> NodeCredentials | None:
+    @staticmethod
+    def configured(policy: Policy) -> bool:
         config = policy.node_credentials
-        if not config.docker_config_files and config.credential_provider_config is None:
+        return bool(config.docker_config_files) or config.credential_provider_config is not None
+
+    async def gather(self, workload: Workload, policy: Policy, budget_seconds: float) -> NodeCredentials | None:
+        if not self.configured(policy):
             return None
+        config = policy.node_credentials
         files = self._files.keyring(config.docker_config_files)
         repositories = _repositories(workload.images)
         failures: dict[str, tuple[str, ...]] = {}

@@ -7,9 +7,10 @@
 #   containerd       the real containerd + ctr (1.6): the oracle the registry lookups are compared with
 #   mmdebstrap       the image's Debian base, from Debian packages (`make image`: no public image registry)
 #   buildah          builds ./Containerfile on that base without a daemon (vfs storage, chroot isolation)
-#   runc             runs the built image in tests/e2e/test_image.py
+#   runc             runs the built image in tests/e2e/test_image.py, and the test node's containers
+#   containernetworking-plugins  the CNI `loopback` plugin: the test node's network (tests/e2e/node*.py)
 set -euo pipefail
-packages=(docker-registry skopeo apache2-utils wrk containerd mmdebstrap buildah runc)
+packages=(docker-registry skopeo apache2-utils wrk containerd mmdebstrap buildah runc containernetworking-plugins)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -23,6 +23,7 @@ from tests.e2e.cluster import BinariesMissingError, Cluster, ClusterError, requi
 from tests.e2e.cluster_checks_support import Registries
 from tests.e2e.cluster_scenarios import map_host
 from tests.e2e.explain_pods import Explained
+from tests.e2e.node_fixtures import kubelet_node, node_namespace  # noqa: F401 - a real node's fixtures
 from tests.support import fixtures
 from tests.support.image_model import LINUX_AMD64
 from tests.support.pushers import push_multiarch_index, push_single_arch

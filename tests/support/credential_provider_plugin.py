@@ -11,7 +11,8 @@ Run as a program (stdlib only), this module is the plugin. Its behaviour comes f
 ``PLUGIN_REGISTRY``  the ``auth`` key (a registry ``host[:port]``; default: the registry part of the image)
 ``PLUGIN_USERNAME``  username returned (default ``""``)
 ``PLUGIN_PASSWORD``  password returned (default ``""``)
-``PLUGIN_MODE``      ``ok`` | ``fail`` (exit 1, message on stderr) | ``hang`` (sleep until killed) |
+``PLUGIN_MODE``      ``ok`` | ``fail`` (exit 1, message on stderr) | ``hang`` (sleep ``PLUGIN_HANG_SECONDS``,
+                     default 120: past the kubelet's one-minute timeout) |
                      ``garbage`` (non-JSON) | ``huge`` (50 MB) | ``wrong-kind`` | ``wrong-version`` |
                      ``empty`` (valid, no ``auth``)
 ``PLUGIN_CACHE_KEY_TYPE``  ``Registry`` (default), ``Image`` or ``Global``
@@ -75,6 +76,17 @@ def _log_request(path: str, raw: str) -> None:
         log.write(json.dumps(entry) + "\n")
 
 
+def _die_with_kubelet() -> None:
+    """A kubelet that stops while the plugin runs does not kill it: have the kernel do so (PR_SET_PDEATHSIG)."""
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent is already gone
+            raise SystemExit(1)
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     raw = sys.stdin.read()
@@ -84,9 +96,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
     if mode == "fail":
         sys.stderr.write("pullguard test plugin: refusing on purpose (PLUGIN_MODE=fail)\n")
         return 1
-    if mode == "hang":
-        while True:  # the kubelet kills it after its one-minute exec timeout
-            time.sleep(3600)
+    if mode == "hang":  # the kubelet kills it after its one-minute exec timeout
+        time.sleep(float(env.get("PLUGIN_HANG_SECONDS", "120")))
+        return 1
     if mode == "garbage":
         sys.stdout.write("this is not a CredentialProviderResponse\n")
         return 0
@@ -153,4 +165,5 @@ def write_provider_config(
 
 
 if __name__ == "__main__":
+    _die_with_kubelet()
     raise SystemExit(main())

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Final, NoReturn
 
+from policies._k8s_decode import Obj as _Obj
+from policies._k8s_decode import kind_of as _kind
+
 SECRET_TYPE_DOCKERCFG: Final = "kubernetes.io/dockercfg"  # noqa: S105 - a type name, not a password
 SECRET_TYPE_DOCKER_CONFIG_JSON: Final = "kubernetes.io/dockerconfigjson"  # noqa: S105
 PULL_SECRET_TYPES: Final = (SECRET_TYPE_DOCKER_CONFIG_JSON, SECRET_TYPE_DOCKERCFG)  # the types the kubelet reads
@@ -203,22 +206,6 @@ def encode_auth_field(username: str, password: str) -> str:
 
 
 # --- Go's encoding/json, as far as these types see it ------------------------------------------
-
-
-class _Obj(list[tuple[str, object]]):
-    """A JSON object as its (key, value) pairs in order, duplicates kept: Go applies them in turn."""
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "object" if isinstance(value, _Obj) else "array"
 
 
 def _fail(what: str, problem: str) -> NoReturn:

@@ -63,7 +63,7 @@ def facts_evidence(facts: ImageFacts | None) -> list[str]:
     if facts.credential_sources:
         lines.append("credentials presented: " + ", ".join(facts.credential_sources))
     elif facts.status is not LookupStatus.EXISTS:
-        lines.append("no pull secret entry matched the image: asked anonymously")
+        lines.append("no pull secret entry or node credential matched the image: asked anonymously")
     if facts.similar_tags:
         lines.append("existing tags closest to it: " + ", ".join(facts.similar_tags))
     if facts.platforms:

@@ -10,6 +10,7 @@ must be there, and must not deny. The world is described in kubelet_parity_setup
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -112,9 +113,10 @@ def judge(world: ParityWorld, pod: dict[str, Any], tmp_path: Path, *, mutate: bo
     return json.loads(result.stdout)["findings"], rewrites[0] if rewrites else ""
 
 
-def explain(world: ParityWorld, namespace: str, name: str) -> dict[str, Any]:
+def explain(world: ParityWorld, namespace: str, name: str, policy: Path | None = None) -> dict[str, Any]:
     kubeconfig = str(world.node.cluster.kubeconfig)
-    args = ["explain", f"pod/{name}", "-n", namespace, "--kubeconfig", kubeconfig, "--config", str(world.policy)]
+    config = str(policy or world.policy)
+    args = ["explain", f"pod/{name}", "-n", namespace, "--kubeconfig", kubeconfig, "--config", config]
     result = pullguard(*args, "--format", "json")
     assert result.returncode == 1, result.stdout + result.stderr  # something is failing
     (pod,) = json.loads(result.stdout)["pods"]
@@ -167,3 +169,39 @@ def test_pullguard_agrees_with_the_kubelet(
             said = [f for f in findings if f["check"] == check and not f["denies"]]
             assert said, f"expected a non-denying {check} finding: {findings}"
             assert field is None or said[0]["reason"] == field, said
+
+
+def test_explain_judges_with_the_node_credentials_it_is_given(
+    world: ParityWorld, node_namespace: str, tmp_path: Path
+) -> None:
+    """`explain` asks with the policy's node credentials: holding credentials the node lacks, pullguard pulls
+    what the kubelet could not (the node differs); told only that the nodes may hold some, the kubelet's own 401
+    is the evidence, and pullguard's anonymous 401 the same."""
+    locked = world.locked
+    policy = json.loads(world.policy.read_text())
+    held = tmp_path / "config.json"
+    held.write_text(json.dumps({"auths": {locked.host: {"auth": _basic_auth(locked)}}}))
+    policy["nodeCredentials"]["dockerConfigFiles"] = [str(held)]
+    holding = tmp_path / "holding.yaml"
+    holding.write_text(json.dumps(policy))
+    policy["nodeCredentials"] = {"registries": [locked.host]}
+    trusting = tmp_path / "trusting.yaml"
+    trusting.write_text(json.dumps(policy))
+
+    spec = {"containers": [{"name": "app", "image": world.image("locked", "private/app:1.0")}]}
+    pod = pod_for_node({"metadata": {"name": "explained"}, "spec": spec}, node_namespace, world.node.name)
+    with world.node.running_pod(node_namespace, pod) as outcome:
+        assert kubelet_class(outcome) == "ErrImagePull", outcome
+        assert explain(world, node_namespace, "explained")["verdict"] == "confirmed"
+        differs = explain(world, node_namespace, "explained", policy=holding)
+        assert differs["verdict"] == "notReproduced", differs
+        assert any(f"node file {held}" in line for line in differs["evidence"]), differs
+        # A prediction says "the nodes may hold credentials"; a pod that failed with 401 shows this node had none.
+        settled = explain(world, node_namespace, "explained", policy=trusting)
+        assert settled["verdict"] == "confirmed", settled
+        assert settled["cause"].startswith("pullguard sees the same from here"), settled
+        assert any(f["reason"] == "Unverified" for f in settled["findings"]), settled
+
+
+def _basic_auth(registry: Any) -> str:
+    return base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()

@@ -171,6 +171,8 @@ class RegistryClient:
         for credential in attempts:
             facts, body = await self._manifest(peer, reference, credential, fetch_body=platforms)
             if facts.status is LookupStatus.EXISTS:
+                if credential is not None and credential.origin:  # which one worked, for explain's evidence
+                    facts = replace(facts, credential_sources=(credential.origin,))
                 return await self._with_platforms(peer, reference, credential, facts, body) if platforms else facts
             tried.append(facts)
             if facts.status not in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):

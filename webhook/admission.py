@@ -1,18 +1,19 @@
 """The AdmissionReview envelope: parse and validate a request, build the response in the request's version.
 
-Anything wrong with the envelope raises `ProtocolError`, which the HTTP layer answers with 400 and a JSON error:
-the API server logs it, and the webhook's `failurePolicy` decides the outcome.
+Anything wrong with the envelope raises `ProtocolError`. When the body's head names a uid, the HTTP layer answers it
+with `refusal` (the policy's failurePolicy decides); otherwise with HTTP 400 and a JSON error.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from policies.config import PolicyError, parse_policy
+from policies.config import Policy, PolicyError, parse_policy
 from policies.model import Decision, PatchOperation, Workload
 from policies.render import denial_message, warning_lines
 from webhook.json_object import json_object
@@ -20,8 +21,10 @@ from webhook.limits import (
     MAX_BODY_BYTES,
     MAX_DENIAL_LINE,
     MAX_DENIAL_LINES,
+    MAX_ECHO_CHARS,
     MAX_POD_ENTRIES,
     MAX_UID_CHARS,
+    REFUSAL_HEAD_BYTES,
     clip,
     describe,
 )
@@ -32,8 +35,55 @@ _OPERATIONS: tuple[Operation, ...] = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 
 
 class ProtocolError(ValueError):
-    """The body is not an AdmissionReview we can answer (HTTP 400). Its message quotes at most
-    `limits.MAX_ECHO_CHARS` of any input value (see `limits.describe`)."""
+    """The body is not an AdmissionReview pullguard can read. Its message quotes at most `limits.MAX_ECHO_CHARS` of
+    any input value (see `limits.describe`). Answered by `refusal` when the body's head names a uid, else HTTP 400.
+    `head` is what was kept of a body too large to hold (its first `REFUSAL_HEAD_BYTES`)."""
+
+    def __init__(self, message: str, head: bytes | None = None) -> None:
+        super().__init__(message)
+        self.head = head
+
+
+# What the API server writes first in an AdmissionReview (encoding/json, fields in declaration order): apiVersion,
+# then request.uid, then ..., request.namespace, ..., request.object. A refused body is answered from its head.
+_UID = re.compile(rb'"uid"\s*:\s*"((?:[^"\\]|\\.){1,%d})"' % MAX_UID_CHARS)
+_NAMESPACE = re.compile(rb'"namespace"\s*:\s*"((?:[^"\\]|\\.){0,253})"')
+_API_VERSION = re.compile(rb'"apiVersion"\s*:\s*"(admission\.k8s\.io/v1(?:beta1)?)"')
+
+
+def refusal(head: bytes, reason: str, policy: Policy, *, validating: bool) -> AdmissionReviewResponse | None:
+    """The answer to a review pullguard cannot read (over a limit, malformed), when its head names the request's
+    uid: what the policy's failurePolicy says (open: allowed, with a warning; closed: denied with the reason), never
+    an HTTP error, which the webhook configuration's `failurePolicy: Ignore` would turn into an admission. The
+    mutating side only ever rewrites: it allows, without a patch. None: no uid, nothing to answer (HTTP 400)."""
+    head = head[:REFUSAL_HEAD_BYTES]
+    uid = _json_string(_UID.search(head))
+    if not uid:
+        return None
+    version = _API_VERSION.search(head)
+    api_version = version.group(1).decode() if version else API_VERSIONS[0]
+    namespace = _json_string(_NAMESPACE.search(head.split(b'"object"', 1)[0])) or ""
+    text = f"pullguard could not check this object: {clip(reason, 2 * MAX_ECHO_CHARS)}"
+    response: AdmissionResponse = {"uid": uid, "allowed": True}
+    if not validating or policy.excludes(namespace):
+        pass
+    elif policy.failure_policy == "open":
+        response["warnings"] = [text + "; allowed by failurePolicy: open"]
+    else:
+        response["allowed"] = False
+        message = text + "; denied by failurePolicy: closed"
+        response["status"] = {"code": 400, "reason": "BadRequest", "message": message}
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
+
+
+def _json_string(match: re.Match[bytes] | None) -> str | None:
+    if match is None:
+        return None
+    try:
+        value = orjson.loads(b'"' + match.group(1) + b'"')
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ from starlette.types import Receive, Scope, Send
 from policies.mirrors import MirrorOutcome, MutateDecision
 from policies.plan import Side
 from policies.render import finding_line
-from webhook.admission import ProtocolError
+from webhook.admission import ProtocolError, refusal
 from webhook.facts import FactGatherer
-from webhook.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, clip
+from webhook.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, REFUSAL_HEAD_BYTES, clip
 from webhook.logs import REVIEW_LOGGER, review_line
 from webhook.metrics import Metrics
 from webhook.pipeline import Outcome, PolicyConfigMap, mutate_body, validate_body
@@ -101,6 +101,7 @@ class AdmissionFastPath:
             await self.fallback(scope, receive, send)
             return
         started = time.perf_counter()
+        body = b""
         try:
             body = await _read_body(scope, receive)
             service = self.service
@@ -109,10 +110,7 @@ class AdmissionFastPath:
             else:
                 outcome = await mutate_body(body, service.holder.policy, service.gatherer)
         except ProtocolError as exc:
-            self.service.metrics.requests.labels(endpoint, "", "error").inc()
-            error = clip(str(exc), 2 * MAX_ECHO_CHARS)  # messages quote at most MAX_ECHO_CHARS of a value
-            log.warning("malformed admission review", extra={"fields": {"endpoint": endpoint, "error": error}})
-            await _respond(send, 400, orjson.dumps({"error": error}))
+            await self._refuse(endpoint, exc, body, send)
             return
         except Exception:  # a bug of ours outside the checks: the webhook configuration's failurePolicy decides
             self.service.metrics.requests.labels(endpoint, "", "error").inc()
@@ -121,6 +119,22 @@ class AdmissionFastPath:
             return
         _record(self.service.metrics, endpoint, outcome, time.perf_counter() - started)
         await _respond(send, 200, orjson.dumps(outcome.answer))
+
+    async def _refuse(self, endpoint: Side, exc: ProtocolError, body: bytes, send: Send) -> None:
+        """A review pullguard cannot read: answered as the policy's failurePolicy says when its head names a uid
+        (the API server's reviews always do), else HTTP 400."""
+        error = clip(str(exc), 2 * MAX_ECHO_CHARS)  # messages quote at most MAX_ECHO_CHARS of a value
+        policy = self.service.holder.policy
+        head = exc.head if exc.head is not None else body[:REFUSAL_HEAD_BYTES]
+        answer = await asyncio.to_thread(refusal, head, error, policy, validating=endpoint is Side.VALIDATE)
+        fields = {"endpoint": endpoint, "error": error, "answered": answer is not None}
+        log.warning("unreadable admission review", extra={"fields": fields})
+        if answer is None:
+            self.service.metrics.requests.labels(endpoint, "", "error").inc()
+            await _respond(send, 400, orjson.dumps({"error": error}))
+            return
+        self.service.metrics.requests.labels(endpoint, "", "unreadable").inc()
+        await _respond(send, 200, orjson.dumps(answer))
 
 
 _ENDPOINTS = {"/validate": Side.VALIDATE, "/mutate": Side.MUTATE}
@@ -133,9 +147,10 @@ async def _respond(send: Send, status: int, body: bytes) -> None:
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes:
+    """The whole body, or ProtocolError. Past MAX_BODY_BYTES only its head is kept (to answer it) and the rest is
+    read and dropped, so the answer goes out after the request, on a connection that stays usable."""
     declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ProtocolError(f"body is {declared.decode()} bytes, over the {MAX_BODY_BYTES}-byte limit")
+    too_large = declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -143,12 +158,17 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
         if message["type"] == "http.disconnect":
             raise ProtocolError("the client went away before sending the whole body")
         chunk = message.get("body", b"")
+        if size < REFUSAL_HEAD_BYTES or not too_large:
+            chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ProtocolError(f"body is over the {MAX_BODY_BYTES}-byte limit")
-        chunks.append(chunk)
+        if size > MAX_BODY_BYTES and not too_large:
+            too_large, chunks = True, [b"".join(chunks)[:REFUSAL_HEAD_BYTES]]
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            break
+    if too_large:
+        head = b"".join(chunks)[:REFUSAL_HEAD_BYTES]
+        raise ProtocolError(f"body is {size} bytes, over the {MAX_BODY_BYTES}-byte limit", head)
+    return b"".join(chunks)
 
 
 def _record(metrics: Metrics, endpoint: Side, outcome: Outcome, elapsed: float) -> None:

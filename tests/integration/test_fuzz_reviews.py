@@ -32,6 +32,7 @@ import orjson
 from policies.config import parse_policy
 from policies.render import MAX_WARNING
 from tests.server import PullguardServer
+from webhook.admission import ProtocolError, parse_review, workload_of
 from webhook.app import Service, create_app
 from webhook.facts import FactGatherer
 from webhook.limits import MAX_POD_ENTRIES, OFFLOAD_BODY_BYTES
@@ -44,6 +45,7 @@ SEED = int(os.environ.get("PULLGUARD_FUZZ_SEED", "20261126"))
 TLS_COUNT = int(os.environ.get("PULLGUARD_FUZZ_TLS_REVIEWS", str(max(100, COUNT // 20))))
 MIRROR_POLICY = "mirrors: [{registry: docker.io, mirror: mirror.example.com, verify: false}]\n"
 MAX_LOG_LINE = 16 * 1024
+UNREADABLE = "pullguard could not check this object: "
 MAX_ERROR_BYTES = 1024
 DATA = Path(__file__).resolve().parent.parent / "data" / "admission"
 SEEDS = [orjson.loads(path.read_bytes()) for path in sorted(DATA.glob("*.json"))]
@@ -181,6 +183,15 @@ class Mutator:
                 return {} if isinstance(current, list) else []
 
 
+def readable(raw: bytes) -> bool:
+    """Whether pullguard can read the review (else it answers it by failurePolicy, or with a 400 without a uid)."""
+    try:
+        workload_of(parse_review(raw))
+    except (ProtocolError, RecursionError):
+        return False
+    return True
+
+
 @dataclass
 class Tally:
     statuses: dict[int, int] = field(default_factory=dict)
@@ -188,6 +199,7 @@ class Tally:
     patches: int = 0
     warned: int = 0
     denied: int = 0
+    refused: int = 0  # unreadable, answered by failurePolicy
     problems: list[str] = field(default_factory=list)
 
     def check(self, raw: bytes, status: int, content: bytes, elapsed: float) -> None:
@@ -206,8 +218,16 @@ class Tally:
             assert set(answer) == {"error"} and isinstance(answer["error"], str)
             assert len(content) < MAX_ERROR_BYTES, f"a {len(content)}-byte error"
             return
-        document = orjson.loads(raw)  # a 200 means the body was an AdmissionReview
         response = answer["response"]
+        if not readable(raw):
+            # pullguard could not read it (over a limit, too deep, malformed) but its head named a uid: answered as
+            # the policy's failurePolicy says (the default, open: allowed; the validating side warns), never a 400
+            assert response["allowed"] is True and len(response.get("warnings", [])) <= 1, response
+            assert all(w.startswith(UNREADABLE) for w in response.get("warnings", [])), response
+            assert orjson.dumps(response["uid"])[1:-1] in raw, "the uid is not the body's"
+            self.refused += 1
+            return
+        document = orjson.loads(raw)
         assert response["uid"] == document["request"]["uid"], "uid not echoed"
         assert answer["apiVersion"] == document["apiVersion"] and answer["kind"] == "AdmissionReview"
         assert isinstance(response["allowed"], bool)

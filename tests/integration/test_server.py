@@ -16,6 +16,7 @@ from cryptography import x509
 from tests.reviews import manifest, manifests, review
 from tests.server import PullguardServer, start_pullguard
 from tests.support.loopback import free_port
+from webhook.limits import MAX_BODY_BYTES
 
 NGINX_WARNING = 'pullguard: container "web" image "nginx" has no tag (resolves to latest): pin a version tag or digest'
 
@@ -156,20 +157,31 @@ def test_mutate_without_mirrors_has_no_patch(pullguard: PullguardServer) -> None
 )
 @pytest.mark.parametrize("path", ["/validate", "/mutate"])
 def test_malformed_reviews_get_400_json(pullguard: PullguardServer, path: str, content: bytes, message: str) -> None:
+    """Without a uid there is nothing to answer: HTTP 400. With one, the review is answered as the policy's
+    failurePolicy says (the embedded default: open), the problem in the validating side's warning."""
     response = pullguard.client().post(path, content=content, headers={"content-type": "application/json"})
-    assert response.status_code == 400
     assert response.headers["content-type"] == "application/json"
-    assert message in response.json()["error"]
     assert "Traceback" not in response.text
+    if b'"uid": "' not in content:
+        assert response.status_code == 400
+        assert message in response.json()["error"]
+        return
+    assert response.status_code == 200
+    answer = response.json()["response"]
+    assert answer["allowed"] is True and f'"uid": "{answer["uid"]}"'.encode() in content
+    if path == "/validate":
+        (warning,) = answer["warnings"]
+        assert message in warning and warning.endswith("allowed by failurePolicy: open")
 
 
 def test_oversized_body_gets_400(pullguard: PullguardServer) -> None:
-    big = b"{" + b" " * (3 * 1024 * 1024 + 10) + b"}"
+    """Over the limit and without a uid in its head (see test_admission_refusals for one with a uid)."""
+    big = b"{" + b" " * (MAX_BODY_BYTES + 10) + b"}"
     response = pullguard.client().post("/validate", content=big, headers={"content-type": "application/json"})
     assert response.status_code == 400 and "limit" in response.json()["error"]
 
     def chunks():  # no Content-Length: the limit must hold while streaming too
-        for _ in range(4):
+        for _ in range(MAX_BODY_BYTES // (1024 * 1024) + 1):
             yield b" " * (1024 * 1024)
 
     response = pullguard.client().post("/validate", content=chunks(), headers={"content-type": "application/json"})

@@ -9,6 +9,7 @@ counted instead of listed. A traceback is kept whole up to MAX_TRACEBACK_CHARS, 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -37,7 +38,21 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["error"] = _head_and_tail(self.formatException(record.exc_info), MAX_TRACEBACK_CHARS)
-        return orjson.dumps(entry, default=str).decode()
+        return terminal_safe_json(orjson.dumps(entry, default=str).decode())
+
+
+# JSON allows these raw inside strings, and orjson writes them so; terminals, log viewers and JavaScript-based
+# tools do not take them as text: C1 controls (U+0080-U+009F: U+009B is a CSI), the line and paragraph separators
+# and the bidirectional overrides and isolates (a U+202E turns what follows around). Written as \uXXXX escapes, a
+# log line reads the same to a JSON parser and shows no control to a person.
+_UNSAFE = re.compile("[\u0080-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def terminal_safe_json(text: str) -> str:
+    """A JSON document's text with every character of `_UNSAFE` written as a \\u escape (the same JSON value)."""
+    if _UNSAFE.search(text) is None:  # the common case: one scan, no copy
+        return text
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _head_and_tail(text: str, limit: int) -> str:
@@ -82,7 +97,7 @@ def review_line(fields: dict[str, Any]) -> None:
     raw = orjson.dumps(entry, default=str)
     if len(raw) > MAX_REVIEW_LINE_BYTES:
         raw = orjson.dumps(_without_findings(entry), default=str)
-    line = raw.decode() + "\n"
+    line = terminal_safe_json(raw.decode()) + "\n"
     with handler.lock or _NO_LOCK:
         handler.stream.write(line)
         handler.stream.flush()

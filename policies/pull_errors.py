@@ -226,7 +226,7 @@ _IMAGE = re.compile(
 )
 _SANDBOX = re.compile(
     r'(?:failed to get sandbox image|sandbox image) \\?"([^"\\]+)\\?"|'
-    r"(?:create|creating) pod sandbox.*?(?:failed pulling image|failed to pull image|error pulling image) "
+    r"(?:create|creating) pod sandbox.{0,1024}?(?:failed pulling image|failed to pull image|error pulling image) "
     r'\\?"([^"\\]+)\\?"',
     re.IGNORECASE | re.DOTALL,
 )
@@ -280,9 +280,16 @@ class PullError:
         return self.klass in REPRODUCED_BY
 
 
+# A runtime's pull error is a few hundred characters; the API server takes status messages and events of a megabyte.
+# Only the head is classified and kept, so the work (and what explain prints) is bounded whatever a pod says.
+MAX_CLASSIFIED_CHARS = 8192
+
+
 def classify(text: str, reason: str = "") -> PullError:
     """Classify a runtime message. `reason` is the kubelet's waiting reason, used when the text names no cause
     (InvalidImageName and ErrImageNeverPull say enough by themselves)."""
+    if len(text) > MAX_CLASSIFIED_CHARS:
+        text = text[:MAX_CLASSIFIED_CHARS] + f"...({len(text)} characters)"
     klass = next((k for k, pattern in _PATTERNS if pattern.search(text)), PullErrorClass.UNKNOWN)
     if klass is PullErrorClass.UNKNOWN:
         klass = {

@@ -30,6 +30,7 @@ from webhook.check_sarif import render_sarif
 from webhook.check_secrets import unverifiable
 from webhook.cluster_wiring import ClusterAccessError, ClusterConnection, check_access, connect, open_api, wait_synced
 from webhook.kube.view import ClusterView, StaticClusterView
+from webhook.logs import terminal_safe_json, terminal_text
 from webhook.manifests import Document, Manifests, read
 from webhook.policy_file import read_policy_file
 from webhook.registry.client import RegistryClient
@@ -73,7 +74,7 @@ def run_check(
     stock = take_stock(manifests, policy, live_cluster=kubeconfig is not None, default_namespace=options.namespace)
     for error in stock.errors:  # also in the report; stderr is what a CI log shows first
         where = f"{error.file}:{error.line}" if error.line is not None else error.file
-        print(f"pullguard check: {where}: {error.reason}", file=sys.stderr)
+        print(terminal_text(f"pullguard check: {where}: {error.reason}"), file=sys.stderr)
     connection = _connect(kubeconfig, min(CLUSTER_SYNC_SECONDS, options.timeout)) if kubeconfig is not None else None
     if isinstance(connection, int):
         return connection
@@ -94,7 +95,8 @@ def run_check(
     source = "kubeconfig" if connection is not None else "input" if view is not None else "none"
     report = _report(paths=paths, manifests=manifests, stock=stock, judged=judged, source=source, complete=complete)
     report.fail_on = options.fail_on
-    sys.stdout.write(FORMATS[output](report))
+    rendered = FORMATS[output](report)  # values from the input: no control reaches the terminal or a log viewer
+    sys.stdout.write(terminal_text(rendered) if output == "table" else terminal_safe_json(rendered))
     if report.nothing_to_check:
         print(f"pullguard check: {report.nothing_to_check}", file=sys.stderr)
     if report.exit_code == EXIT_ENFORCED and options.fail_on == "warn" and not report.enforced:
@@ -201,7 +203,7 @@ def _print_rewrites(document: Document, outcomes: tuple[MirrorOutcome, ...]) -> 
     for o in outcomes:
         line, _ = document.position(o.container.pointer)
         where = f"{document.source}:{line}: {o.container.display_path}"
-        print(f"pullguard check: {where}: {mirror_outcome_text(o)}", file=sys.stderr)
+        print(terminal_text(f"pullguard check: {where}: {mirror_outcome_text(o)}"), file=sys.stderr)
 
 
 def _progress(options: CheckOptions, workloads: int) -> Progress | None:

@@ -39,6 +39,7 @@ from webhook.explain_verdict import judge
 from webhook.facts import FactGatherer
 from webhook.kube.informers import load_api_client
 from webhook.kube.view import ClusterView
+from webhook.logs import terminal_text
 from webhook.policy_file import read_policy_file
 from webhook.registry.client import RegistryClient
 from webhook.workloads import MalformedObjectError, extract
@@ -124,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage(str(exc))
     if selected:
         asyncio.run(_explain(selected, policy, args.offline, kubeconfig, report))
-    sys.stdout.write(render_json(report) if args.format == "json" else render_text(report))
+    # JSON escapes every control (json.dumps' ASCII output); the text is made safe for the terminal it lands in
+    sys.stdout.write(render_json(report) if args.format == "json" else terminal_text(render_text(report)))
     return report.exit_code
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from policies import render
 from webhook.explain_pods import SANDBOX, FailingContainer
 from webhook.explain_verdict import Verdict
+from webhook.limits import clip
 
 EXIT_NOTHING_FAILING = 0
 EXIT_FAILING = 1
@@ -62,8 +63,11 @@ class ExplainReport:
         return Counter(c.verdict.verdict for pod in self.pods for c in pod.containers)
 
 
+_MAX_VALUE_CHARS = 2000  # of each value a line prints: a pod's messages and events may be a megabyte
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return clip(" ".join(text.split()), _MAX_VALUE_CHARS)
 
 
 def _what(failing: FailingContainer) -> str:

@@ -55,6 +55,23 @@ def terminal_safe_json(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+# For text meant for a terminal (explain, check's table and messages): C0 controls but newline and tab, DEL, and all
+# of the above. ESC and BEL are how a pod status message would set a window title or clear the screen.
+_TERMINAL_UNSAFE = re.compile(_UNSAFE.pattern[:-1] + "\x00-\x08\x0b-\x1f\x7f]")
+
+
+def terminal_text(text: str) -> str:
+    """`text` with every control a terminal would act on shown as a visible escape (\\x1b, \\u202e)."""
+    if _TERMINAL_UNSAFE.search(text) is None:
+        return text
+    return _TERMINAL_UNSAFE.sub(_visible, text)
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def _head_and_tail(text: str, limit: int) -> str:
     """A traceback's first and last lines are the ones that say what happened: keep those."""
     if len(text) <= limit:

@@ -78,6 +78,13 @@ def _yaml_off(value: Any) -> Any:
 ModeSetting = Annotated[Mode, BeforeValidator(_yaml_off)]
 
 
+# How many entries a list of the policy may have: each is matched per image or per review, so the work a review
+# costs stays bounded whatever policy was accepted (README "Limits").
+MAX_PATTERNS = 1000
+MAX_MIRROR_RULES = 256
+MAX_NAMESPACES = 10_000
+
+
 class PolicyError(ValueError):
     """The policy text is not valid YAML or does not match the schema. The message names every bad key."""
 
@@ -97,8 +104,9 @@ class CheckConfig(_Strict):
 
 
 class LatestTagConfig(CheckConfig):
-    floating_tags: tuple[str, ...] = ("latest",)  # tags that move, treated like `latest`
-    exempt_images: tuple[str, ...] = ()  # fnmatch patterns on the normalized repository, e.g. docker.io/library/*
+    floating_tags: Annotated[tuple[str, ...], Field(max_length=MAX_PATTERNS)] = ("latest",)  # moving tags
+    # fnmatch patterns on the repository (normalized or familiar), e.g. docker.io/library/*: matched as one regex
+    exempt_images: Annotated[tuple[str, ...], Field(max_length=MAX_PATTERNS)] = ()
 
 
 class NamespaceChecks(_Strict):
@@ -240,8 +248,10 @@ class NodeCredentialsConfig(_Strict):
     """What the nodes pull with besides the pod's secrets: the kubelet unions the pod's keyring with the node's
     (config files, then credential provider plugins; pkg/kubelet/images/image_manager.go)."""
 
-    registries: tuple[Annotated[str, Field(min_length=1)], ...] = MANAGED_REGISTRIES
-    docker_config_files: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    registries: Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(max_length=MAX_PATTERNS)] = (
+        MANAGED_REGISTRIES
+    )
+    docker_config_files: Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(max_length=16)] = ()
     credential_provider_config: str | None = None
     credential_provider_bin_dir: str | None = None
 
@@ -262,7 +272,9 @@ class KubeletConfig(_Strict):
 
     image_pull_credentials_verification_policy: VerificationPolicy = "NeverVerifyPreloadedImages"
     # The kubelet's own rule (pullmanager.getAllowlistImagePattern): a full name, or a prefix ending in "/*".
-    preloaded_images_verification_allowlist: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    preloaded_images_verification_allowlist: Annotated[
+        tuple[Annotated[str, Field(min_length=1)], ...], Field(max_length=MAX_PATTERNS)
+    ] = ()
     node_status_max_images: Annotated[int, Field(ge=-1)] = 50  # -1: the kubelet lists every image
 
     @model_validator(mode="after")
@@ -298,14 +310,14 @@ class AuditConfig(_Strict):
 class Policy(_Strict):
     mode: ModeSetting = Mode.WARN
     failure_policy: Literal["open", "closed"] = "open"
-    exclude_namespaces: tuple[str, ...] = ("kube-system", "pullguard")
+    exclude_namespaces: Annotated[tuple[str, ...], Field(max_length=MAX_NAMESPACES)] = ("kube-system", "pullguard")
     checks: Checks = Checks()
-    mirrors: tuple[Mirror, ...] = ()
+    mirrors: Annotated[tuple[Mirror, ...], Field(max_length=MAX_MIRROR_RULES)] = ()
     registry: RegistryConfig = RegistryConfig()
     node_credentials: NodeCredentialsConfig = NodeCredentialsConfig()
     kubelet: KubeletConfig = KubeletConfig()
     audit: AuditConfig = AuditConfig()
-    namespaces: dict[str, NamespaceOverride] = Field(default_factory=dict)
+    namespaces: dict[str, NamespaceOverride] = Field(default_factory=dict, max_length=MAX_NAMESPACES)
 
     def mode_for(self, check: CheckName, namespace: str) -> Mode:
         """Most specific wins: namespace+check, namespace, check, policy."""
@@ -320,15 +332,34 @@ class Policy(_Strict):
         return namespace in self.exclude_namespaces
 
 
+# The work a policy may cost, bounded before it is built: a policy is a few KiB, and the ConfigMap validator must
+# answer well inside the webhook's timeout whatever it is sent (aliases that expand exponentially included).
+MAX_POLICY_BYTES = 256 * 1024
+MAX_POLICY_NODES = 50_000  # YAML nodes once every alias is expanded
+MAX_POLICY_DEPTH = 32
+MAX_ERROR_CHARS = 2000  # of a PolicyError's message: it is logged, shown on /readyz and in a denial
+_MAX_ERRORS = 10
+_MAX_PATH_CHARS = 120
+
+
 def parse_policy(text: str, source: str = "policy.yaml") -> Policy:
-    """Parse policy YAML. Raises PolicyError naming `source`, the line (YAML errors) or key paths (schema)."""
+    """Parse policy YAML. Raises PolicyError naming `source`, the line (YAML errors) or key paths (schema); the
+    message is at most MAX_ERROR_CHARS, and the work is bounded (size, expanded nodes, depth) before any is done."""
+    source = _clipped(source, _MAX_PATH_CHARS)
+    if len(text) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{source}: the policy is {len(text)} characters, over the {MAX_POLICY_BYTES} limit")
     try:
-        data: Any = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)  # aliases stay references: linear in the text
+        if node is not None:
+            _within_bounds(node)
+        data: Any = yaml.safe_load(text) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = _clipped(str(getattr(exc, "problem", None) or exc), 200)
         raise PolicyError(f"{source}:{where}: not valid YAML: {problem}") from None
+    except _TooMuch as exc:
+        raise PolicyError(f"{source}: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -336,14 +367,63 @@ def parse_policy(text: str, source: str = "policy.yaml") -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+        errors = exc.errors()
+        said = "; ".join(_describe(e) for e in errors[:_MAX_ERRORS])
+        more = f"; and {len(errors) - _MAX_ERRORS} more" if len(errors) > _MAX_ERRORS else ""
+        raise PolicyError(_clipped(f"{source}: {said}{more}", MAX_ERROR_CHARS)) from None
+
+
+class _TooMuch(Exception):
+    pass
+
+
+def _within_bounds(root: yaml.Node) -> None:
+    """The node count and the height with every alias expanded (as building the policy would walk it), each
+    computed once per distinct node (an alias is the same node object): linear in the text, whatever it expands
+    to. Iterative: a deep document cannot exhaust the stack here."""
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    open_nodes: set[int] = set()  # entered, children not done: meeting one again is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in size:
+            continue
+        children = _children(node)
+        if not children_done:
+            if key in open_nodes:
+                raise _TooMuch("the policy refers to itself (a recursive YAML alias)")
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in size)
+            continue
+        open_nodes.discard(key)
+        size[key] = 1 + sum(size[id(c)] for c in children)
+        height[key] = 1 + max((height[id(c)] for c in children), default=0)
+        if size[key] > MAX_POLICY_NODES:
+            raise _TooMuch(f"the policy expands to over {MAX_POLICY_NODES} YAML nodes (aliases counted out)")
+        if height[key] > MAX_POLICY_DEPTH:
+            raise _TooMuch(f"the policy nests deeper than {MAX_POLICY_DEPTH} levels")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _clipped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
 
 
 def _describe(error: Any) -> str:
-    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    path = _clipped(".".join(str(part) for part in error["loc"]) or "(top level)", _MAX_PATH_CHARS)
     if error["type"] == "extra_forbidden":
         return f"{path}: unknown key"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = _clipped(str(error["msg"]).removeprefix("Value error, "), 300)
     return f"{path}: {message}"
 
 

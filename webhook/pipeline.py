@@ -127,7 +127,8 @@ async def _review_body(
         if policy_configmap is not None and review.kind == "ConfigMap":
             namespace, name, key = policy_configmap
             if (review.namespace, review.name) == (namespace, name):
-                return Outcome(review, None, None, policy_verdict(review, key))
+                # YAML and schema work, bounded but not free: never on the event loop that answers /healthz
+                return Outcome(review, None, None, await _in_worker(policy_verdict, review, key))
         return Outcome(review, None, None, allow(review))
     try:
         decision = await judge(workload, policy, gatherer, side, offload=offload, document=review.object)

@@ -6,8 +6,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-from policies.config import DEFAULT_POLICY, Policy, PolicyError, parse_policy
+from policies.config import DEFAULT_POLICY, MAX_ERROR_CHARS, Policy, PolicyError, parse_policy
 from webhook.files import Signature, file_signature
+from webhook.limits import clip
 from webhook.metrics import Metrics
 
 log = logging.getLogger("pullguard.policy")
@@ -47,6 +48,7 @@ class PolicyHolder:
         return True
 
     def reject(self, source: str, error: str) -> None:
+        error = clip(error, MAX_ERROR_CHARS)  # logged, and on /readyz at every probe
         self.last_error = error
         if source not in self._settled:
             self.unsettled[source] = error

@@ -22,6 +22,7 @@ from webhook.registry.challenge import Challenge, parse_challenges
 from webhook.registry.classify import classify_exception, classify_status
 from webhook.registry.guard import is_node_local
 from webhook.registry.outbound import STRICT, Outbound, OutboundPolicy, Refused, Role, origin
+from webhook.registry.scrub import note_sent
 
 DEFAULT_TOKEN_SECONDS = 60.0  # the token spec's default when expires_in is absent
 
@@ -59,6 +60,7 @@ class Authenticator:
             if challenge.scheme == "bearer":
                 entry = self._tokens.get(self._token_key(challenge, repository, credential))
                 if entry is not None and entry[0] > time.monotonic():
+                    note_sent(entry[1])
                     return f"Bearer {entry[1]}"
             if challenge.scheme == "basic" and credential is not None and may_carry_credentials(url):
                 return _basic(credential)
@@ -78,7 +80,9 @@ class Authenticator:
         to offer (no credentials for a Basic challenge). `policy` is the lookup's outbound policy at `url`."""
         for challenge in challenges:
             if challenge.scheme == "bearer" and challenge.realm:
-                return "Bearer " + await self._token(client, challenge, repository, credential, url=url, policy=policy)
+                token = await self._token(client, challenge, repository, credential, url=url, policy=policy)
+                note_sent(token)
+                return "Bearer " + token
         for challenge in challenges:
             if challenge.scheme == "basic" and credential is not None:
                 if not may_carry_credentials(url):

@@ -6,6 +6,7 @@ exceptions; the cause chain is walked to find it, so the class is right whatever
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -70,6 +71,9 @@ def _verify_detail(error: ssl.SSLCertVerificationError) -> str:
     return f"x509: {message}"
 
 
+_ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+
 def error_codes(response: httpx.Response) -> list[str]:
     """The distribution error codes in a JSON error body (`{"errors": [{"code": ...}]}`), if any."""
     try:
@@ -79,7 +83,9 @@ def error_codes(response: httpx.Response) -> list[str]:
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):
         return []
-    return [str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")]
+    # Only what a distribution error code can be (UPPER_SNAKE): any other text in that field is not quoted.
+    codes = (e.get("code") for e in errors[:8] if isinstance(e, dict))
+    return [code for code in codes if isinstance(code, str) and _ERROR_CODE.fullmatch(code)]
 
 
 def classify_status(response: httpx.Response) -> tuple[LookupStatus, str]:

@@ -47,6 +47,7 @@ from webhook.registry.hosts import (
     resolve_endpoints,
 )
 from webhook.registry.outbound import NameGuard, Outbound, OutboundPolicy, Peer, Refused, Role, new_client, track
+from webhook.registry.scrub import collect, scrubbed
 
 MAX_PER_REGISTRY = 8  # concurrent upstream requests per registry host: a review storm must not DoS it
 MAX_DOCUMENTS = 4096
@@ -103,7 +104,8 @@ class RegistryClient:
 
         async def produce() -> ImageFacts:
             parsed = reference if isinstance(reference, Reference) else parse_docker_ref(reference)
-            return await self._bounded(parsed, credentials, config, platforms)
+            secrets = collect(credentials)  # and each token sent: none may come back in the answer (scrub.py)
+            return scrubbed(await self._bounded(parsed, credentials, config, platforms), secrets)
 
         facts, how = await self._cache.get(key, produce, lambda f: answer_ttl(f, config))
         if self._metrics is not None:
@@ -170,9 +172,12 @@ class RegistryClient:
         tried: list[ImageFacts] = []
         for credential in attempts:
             facts, body = await self._manifest(peer, reference, credential, fetch_body=platforms)
-            if facts.status is LookupStatus.EXISTS:
-                if credential is not None and credential.origin:  # which one worked, for explain's evidence
-                    facts = replace(facts, credential_sources=(credential.origin,))
+            if facts.status is LookupStatus.EXISTS:  # which credential worked, for explain's evidence
+                facts = (
+                    replace(facts, credential_sources=(credential.origin,))
+                    if credential and credential.origin
+                    else facts
+                )
                 return await self._with_platforms(peer, reference, credential, facts, body) if platforms else facts
             tried.append(facts)
             if facts.status not in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):

@@ -41,7 +41,7 @@ class ManagedCertificates:
             extra_hosts=extra_hosts,
             check_seconds=settings.check_seconds,
         )
-        self.injector = WebhookCAInjector(api, settings.webhook_configuration, self._ca)
+        self.injector = WebhookCAInjector(api, settings.webhook_configuration, self._ca, refresh=self.keeper.sync)
         self.keeper.on_change = self.injector.reconcile  # a new CA (rare) is injected at once
 
     def _ca(self) -> bytes | None:

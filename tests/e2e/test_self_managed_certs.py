@@ -137,3 +137,49 @@ def test_missing_configurations_are_named(api: client.ApiClient, tmp_path: Path)
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def test_two_replicas_converge_on_the_secrets_ca_without_fighting(
+    cluster: Cluster, api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """Replica b rotates to a new CA (its clock says the old one expires); replica a, which still serves the old
+    one, sees a caBundle that is not its own, re-reads the Secret and adopts it: a few patches, then none."""
+    name = f"pullguard-{uuid.uuid4().hex[:8]}"
+    kinds = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    cluster.apply([_configuration(kind, name, namespace, "UExBQ0VIT0xERVI=") for kind in kinds])
+    near_ca_end = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=3600)
+    replicas = [
+        keeper(api, namespace, tmp_path / "a"),
+        keeper(api, namespace, tmp_path / "b", clock=lambda: near_ca_end),
+    ]
+    injectors = []
+    for replica in replicas:
+        injector = WebhookCAInjector(api, name, lambda r=replica: r.current.ca_cert if r.current else None,
+                                     refresh=replica.sync)  # fmt: skip
+        replica.on_change = injector.reconcile
+        injectors.append(injector)
+    try:
+        first = replicas[0].sync()
+        injectors[0].start()
+        eventually(lambda: injectors[0].missing() == [], "a's CA injected", timeout=20)
+        injectors[1].start()
+        rotated = replicas[1].sync()  # b's clock: the CA is about to expire, so b makes a new one
+        assert rotated.ca_cert != first.ca_cert
+
+        def settled() -> bool:
+            bundles = {
+                cluster.kubectl_json("get", kind.lower(), name, "-o", "json")["webhooks"][0]["clientConfig"]["caBundle"]
+                for kind in kinds
+            }
+            return bundles == {_b64(rotated.ca_cert)} and replicas[0].current == rotated
+
+        eventually(settled, "both configurations and replica a on the Secret's new CA", timeout=30)
+        patches = sum(i.injections for i in injectors)
+        threading.Event().wait(8)  # longer than the re-read interval: a fight would show as more patches
+        assert sum(i.injections for i in injectors) == patches <= 6, [i.injections for i in injectors]
+        assert all(i.missing() == [] for i in injectors)
+    finally:
+        for injector in injectors:
+            injector.stop()
+        for kind in kinds:
+            cluster.kubectl("delete", kind.lower(), name, "--ignore-not-found", check=False)

@@ -66,3 +66,27 @@ def test_the_patch_sets_only_what_differs_and_tests_each_name() -> None:
         {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Q0E="},
     ]
     assert patch_for((("a", "Q0E="),), "Q0E=") == []
+
+
+def test_ip_sans_count_as_names() -> None:
+    """The default `--ip 127.0.0.1 --ip ::1`: a certificate naming them is not due (it was re-issued every check)."""
+    hosts = [*HOSTS, "127.0.0.1", "::1"]
+    bundle = TLSBundle.new(hosts, days=90, now=NOW)
+    assert not bundle.due(NOW, hosts)
+    assert not bundle.due(NOW, [*HOSTS, "0:0:0:0:0:0:0:1", "PULLGUARD.pullguard.svc"])  # the same addresses, any case
+    assert bundle.due(NOW, [*hosts, "127.0.0.2"])
+
+
+def test_a_bundle_that_does_not_hold_together_is_unusable() -> None:
+    """A foreign CA (the API server would trust a CA that cannot verify pullguard), a garbage or mismatched CA key,
+    a serving key of another certificate: each is replaced, never served or injected."""
+    bundle, other = TLSBundle.new(HOSTS, now=NOW), TLSBundle.new(HOSTS, now=NOW)
+    data, foreign = bundle.secret_data(), other.secret_data()
+    for key, value in (
+        ("ca.crt", foreign["ca.crt"]),
+        ("ca.key", foreign["ca.key"]),
+        ("ca.key", base64.b64encode(b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n").decode()),
+        ("tls.key", foreign["tls.key"]),
+    ):
+        assert TLSBundle.from_secret({**data, key: value}) is None, key
+    assert bundle.incoherence() is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -47,9 +48,19 @@ class WebhookCAInjector:
     """Keeps the caBundle of ValidatingWebhookConfiguration and MutatingWebhookConfiguration `name` equal to the
     PEM CA that `ca_pem()` returns (None: not known yet)."""
 
-    def __init__(self, api: client.ApiClient, name: str, ca_pem: Callable[[], bytes | None]) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        name: str,
+        ca_pem: Callable[[], bytes | None],
+        refresh: Callable[[], object] | None = None,
+    ) -> None:
+        """`refresh` re-reads the shared Secret: called before overwriting a caBundle that is not ours, since it
+        may be another replica's newer CA, which this replica then adopts instead of fighting it."""
         self.name = name
         self._ca_pem = ca_pem
+        self._refresh = refresh
+        self._refreshing = threading.RLock()
         admission = client.AdmissionregistrationV1Api(api)
         selector = {"field_selector": f"metadata.name={name}"}
         self._kinds: dict[str, tuple[Reflector[Webhooks], Callable[..., Any]]] = {
@@ -81,6 +92,9 @@ class WebhookCAInjector:
     def reconcile(self) -> None:
         """Patch what differs (runs on a watch thread after every change, and when the CA changes)."""
         bundle = self._bundle()
+        if bundle is not None and self._foreign(bundle):
+            self._adopt()
+            bundle = self._bundle()
         if bundle is None:
             return
         for kind, (reflector, patch) in self._kinds.items():
@@ -97,6 +111,28 @@ class WebhookCAInjector:
             log.info(
                 "caBundle injected", extra={"fields": {"kind": kind, "name": self.name, "webhooks": len(ops) // 2}}
             )
+
+    def _foreign(self, bundle: str) -> bool:
+        """A configuration carries a CA, and not ours: another replica's, or one an apply put back."""
+        return any(
+            current and current != bundle
+            for reflector, _ in self._kinds.values()
+            for _, current in reflector.get("", self.name) or ()
+        )
+
+    def _adopt(self) -> None:
+        """Re-read the Secret (one re-read at a time): if another replica rotated the CA, this one serves and
+        injects the same CA rather than writing its older one back."""
+        # Reentrant, and waited for: the other configuration's watch thread must not inject the old CA while
+        # this one re-reads (nested calls come from the keeper's on_change, on this thread).
+        if self._refresh is None or not self._refreshing.acquire(timeout=10):
+            return
+        try:
+            self._refresh()  # one GET of the Secret, only when a caBundle is not ours: no fight outlives it
+        except Exception as exc:  # the keeper logs and reports it; inject what we have
+            log.warning("certificate Secret re-read failed", extra={"fields": {"error": str(exc)[:300]}})
+        finally:
+            self._refreshing.release()
 
     def missing(self) -> list[str]:
         """What keeps the API server from trusting pullguard, for /readyz; empty when nothing does."""

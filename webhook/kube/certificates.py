@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
@@ -80,15 +82,35 @@ class TLSBundle:
 
     @classmethod
     def from_secret(cls, data: Mapping[str, str | bytes] | None) -> TLSBundle | None:
-        """None when the Secret lacks a key or holds something that does not parse."""
+        """None when the Secret lacks a key, holds something that does not parse, or does not hold together (see
+        `coherent`): an unusable bundle is replaced, never served or injected."""
         try:
             values = {k: base64.b64decode((data or {})[k], validate=True) for k in _SECRET_KEYS}
             bundle = cls(values["ca.crt"], values["ca.key"], values["tls.crt"], values["tls.key"])
-            bundle.serving()
-            x509.load_pem_x509_certificate(bundle.ca_cert)
+            problem = bundle.incoherence()
         except (KeyError, ValueError):
             return None
+        if problem is not None:
+            log.warning("certificate Secret unusable", extra={"fields": {"problem": problem}})
+            return None
         return bundle
+
+    def incoherence(self) -> str | None:
+        """Why the bundle cannot be served as it is: a key that does not match its certificate, or a CA that did
+        not sign the serving certificate (the API server would trust a CA that cannot verify pullguard, and fail
+        open). Raises ValueError for what does not parse."""
+        ca_cert, cert = x509.load_pem_x509_certificate(self.ca_cert), self.serving()
+        ca_key = serialization.load_pem_private_key(self.ca_key, password=None)
+        key = serialization.load_pem_private_key(self.key, password=None)
+        if ca_key.public_key().public_bytes(*_SPKI) != ca_cert.public_key().public_bytes(*_SPKI):
+            return "ca.key does not match ca.crt"
+        if key.public_key().public_bytes(*_SPKI) != cert.public_key().public_bytes(*_SPKI):
+            return "tls.key does not match tls.crt"
+        try:
+            cert.verify_directly_issued_by(ca_cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return "tls.crt is not signed by ca.crt"
+        return None
 
     def secret_data(self) -> dict[str, str | bytes]:
         raw = {"ca.crt": self.ca_cert, "ca.key": self.ca_key, "tls.crt": self.cert, "tls.key": self.key}
@@ -104,17 +126,28 @@ class TLSBundle:
         if now >= start + (end - start) * ROTATE_FRACTION:
             return True
         try:
-            names = set(
-                cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-                    x509.DNSName
-                )
-            )
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return True
-        return not set(hosts) <= names
+        names = {n.lower() for n in sans.get_values_for_type(x509.DNSName)}
+        addresses = {
+            a
+            for a in sans.get_values_for_type(x509.IPAddress)
+            if not isinstance(a, ipaddress.IPv4Network | ipaddress.IPv6Network)
+        }
+        return not all(_covered(host, names, addresses) for host in hosts)
 
 
 _SECRET_KEYS = ("ca.crt", "ca.key", "tls.crt", "tls.key")
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _covered(host: str, names: set[str], addresses: set[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
+    """A host the certificate must name: an IP address among its IP SANs, anything else among its DNS SANs."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")) in addresses
+    except ValueError:
+        return host.lower() in names
 
 
 class SecretCertificates:
@@ -143,11 +176,16 @@ class SecretCertificates:
         self.current: TLSBundle | None = None
         self.last_error: str | None = None
         self._stopping = threading.Event()
+        self._syncing = threading.RLock()  # reentrant: on_change (the injector) may ask for a sync inside one
         self._thread: threading.Thread | None = None
 
     def sync(self) -> TLSBundle:
         """Read, create or rotate the Secret, then write its files. Raises ApiException when the API refuses
-        (and keeps its reason for `problems`)."""
+        (and keeps its reason for `problems`). One at a time: the check thread and the injector both call it."""
+        with self._syncing:
+            return self._sync()
+
+    def _sync(self) -> TLSBundle:
         try:
             for _ in range(MAX_ATTEMPTS):
                 bundle = self._reconcile()

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as MetricCounter
 
 from policies.config import Policy
 from policies.decide import decide
@@ -139,6 +140,12 @@ class Auditor:
             ["namespace", "check"],
             registry=registry,
         )
+        self._errors = MetricCounter(
+            "pullguard_audit_errors",
+            "Audit failures by reason: round, lease, write, foreign (a report of pullguard's name it does not own)",
+            ["reason"],
+            registry=registry,
+        )
         self._last_run = Gauge(
             "pullguard_audit_last_run_timestamp_seconds",
             "When the last audit round finished (Unix time)",
@@ -160,15 +167,23 @@ class Auditor:
                 await task
 
     async def _loop(self) -> None:
+        """The Lease is kept on its own clock (every third of its duration); a round starts only when `interval`
+        has passed since the last one began."""
+        last_round: float | None = None
         while True:
             try:
-                if self._follow_policy() and (self._lease is None or await asyncio.to_thread(self._lease.acquire)):
-                    await self.run_once()
+                if self._follow_policy():
+                    holding = self._lease is None or await asyncio.to_thread(self._lease.acquire)
+                    due = last_round is None or time.monotonic() - last_round >= self.interval
+                    if holding and due:
+                        last_round = time.monotonic()
+                        await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._errors.labels("round").inc()
                 log.exception("audit round failed")
-            await asyncio.sleep(self._next_wait())
+            await asyncio.sleep(self._next_wait(last_round))
 
     async def run(self) -> None:
         """The audit loop in the caller's task (serve's background jobs, which cancel it at shutdown)."""
@@ -183,15 +198,37 @@ class Auditor:
         self._bucket.capacity = max(1.0, audit.lookups_per_second)
         return audit.enabled
 
-    def _next_wait(self) -> float:
+    def _next_wait(self, last_round: float | None) -> float:
+        until_due = self.interval if last_round is None else last_round + self.interval - time.monotonic()
         if self._lease is None:
-            return self.interval
-        return min(self.interval, max(1.0, self._lease.duration_seconds / 3))  # stay ready to take over
+            return max(1.0, until_due)
+        return max(1.0, min(until_due, self._lease.duration_seconds / 3))  # keep the Lease, or stay ready to take it
 
     # ----------------------------------------------------------------- one round
 
     async def run_once(self) -> dict[str, int]:
         """Audit every workload now and write the reports. Returns the number of findings by namespace."""
+        renewing = asyncio.create_task(self._keep_lease()) if self._lease is not None else None
+        try:
+            return await self._round()
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
+
+    async def _keep_lease(self) -> None:
+        """Renew the Lease every third of its duration while a round runs (not per workload)."""
+        assert self._lease is not None
+        while True:
+            await asyncio.sleep(max(1.0, self._lease.duration_seconds / 3))
+            try:
+                await asyncio.to_thread(self._lease.acquire)
+            except Exception as exc:  # the round goes on; the next renewal tries again
+                self._errors.labels("lease").inc()
+                log.warning("audit: lease not renewed", extra={"fields": {"error": str(exc)[:300]}})
+
+    async def _round(self) -> dict[str, int]:
         policy = self._holder.policy
         audited: dict[str, list[AuditedWorkload]] = defaultdict(list)
         for kind, obj in await asyncio.to_thread(self._workloads):
@@ -210,15 +247,10 @@ class Auditor:
             audited[namespace].append(
                 AuditedWorkload(kind, namespace, workload.name, uid, len(workload.images), decision.findings)
             )
-            await self._renew()
         counts = await asyncio.to_thread(self._publish, audited)
         self.rounds += 1
         self._last_run.set(time.time())
         return counts
-
-    async def _renew(self) -> None:
-        if self._lease is not None:
-            await asyncio.to_thread(self._lease.acquire)
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         response: Any = method(*args, _preload_content=False, _request_timeout=30, **kwargs)
@@ -292,7 +324,26 @@ class Auditor:
                 document["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 self._custom.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, REPORT_NAME, document)
         except client.ApiException as exc:  # a namespace being deleted, a lost race: the next round rewrites it
+            if current is None and exc.status == 409 and self._foreign(namespace):
+                self._errors.labels("foreign").inc()
+                log.error(
+                    "audit: a PolicyReport of that name is not pullguard's: not overwritten",
+                    extra={"fields": {"namespace": namespace, "name": REPORT_NAME, "missingLabel": MANAGED_BY}},
+                )
+                return
+            self._errors.labels("write").inc()
             log.warning(
                 "audit: report not written",
                 extra={"fields": {"namespace": namespace, "status": exc.status, "reason": exc.reason}},
             )
+
+    def _foreign(self, namespace: str) -> bool:
+        """The report name is taken by an object without pullguard's managed-by label (another tool's)."""
+        try:
+            found = self._call(
+                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, REPORT_NAME
+            )
+        except client.ApiException:
+            return False
+        labels = (found.get("metadata") or {}).get("labels") or {}
+        return any(labels.get(key) != value for key, value in MANAGED_BY.items())

@@ -13,13 +13,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from policies import render
 from policies.model import JudgedFinding, Mode
+from webhook.limits import clip
 
 GROUP, VERSION, PLURAL = "wgpolicyk8s.io", "v1alpha2", "policyreports"
 REPORT_NAME = "pullguard-audit"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pullguard"}
 SOURCE = "pullguard"
+# A report must always fit (a namespace's findings once made it too big: HTTP 500 every round, no report ever).
+MAX_TEXT_CHARS = 512  # of each message, image, container path and fix
+MAX_RESULTS = 500
+MAX_REPORT_BYTES = 1024 * 1024
+OMITTED_ANNOTATION = "pullguard.io/omitted-results"
 _SEVERITY = {"fail": "high", "error": "medium", "warn": "low"}
 _API_VERSIONS = {
     "Pod": "v1",
@@ -71,13 +79,13 @@ def results(workload: AuditedWorkload, seconds: int) -> list[dict[str, Any]]:
                 "severity": _SEVERITY[outcome],
                 "result": outcome,
                 "scored": True,
-                "message": render.sentence(finding),
+                "message": clip(render.sentence(finding), MAX_TEXT_CHARS),
                 "timestamp": {"seconds": seconds, "nanos": 0},
                 "resources": [resource],
                 "properties": {
-                    "container": finding.container.display_path,
-                    "image": finding.container.image,
-                    "fix": render.fix(finding),
+                    "container": clip(finding.container.display_path, MAX_TEXT_CHARS),
+                    "image": clip(finding.container.image, MAX_TEXT_CHARS),
+                    "fix": clip(render.fix(finding), MAX_TEXT_CHARS),
                 },
             }
         )
@@ -108,11 +116,15 @@ def report(namespace: str, workloads: Iterable[AuditedWorkload], seconds: int) -
         for result in results(workload, seconds):
             unique.setdefault(_key(result), result)
     ordered = [unique[k] for k in sorted(unique)]
-    counts = Counter(r["result"] for r in ordered)
+    counts = Counter(r["result"] for r in ordered)  # the summary counts every result, listed or not
+    listed, omitted = _fitting(ordered)
+    metadata: dict[str, Any] = {"name": REPORT_NAME, "namespace": namespace, "labels": dict(MANAGED_BY)}
+    if omitted:
+        metadata["annotations"] = {OMITTED_ANNOTATION: str(omitted)}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "PolicyReport",
-        "metadata": {"name": REPORT_NAME, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "metadata": metadata,
         "summary": {
             "pass": clean,
             "fail": counts["fail"],
@@ -120,8 +132,21 @@ def report(namespace: str, workloads: Iterable[AuditedWorkload], seconds: int) -
             "error": counts["error"],
             "skip": 0,
         },
-        "results": ordered,
+        "results": listed,
     }
+
+
+def _fitting(ordered: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The results a report can hold: at most MAX_RESULTS, and MAX_REPORT_BYTES in all (etcd refuses an object
+    over 1.5 MiB, and the API server 3 MiB); the rest is counted, and the report says how many it left out."""
+    listed: list[dict[str, Any]] = []
+    size = 0
+    for result in ordered:
+        size += len(orjson.dumps(result))
+        if len(listed) >= MAX_RESULTS or size > MAX_REPORT_BYTES:
+            break
+        listed.append(result)
+    return listed, len(ordered) - len(listed)
 
 
 def same_results(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

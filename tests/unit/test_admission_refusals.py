@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from policies.config import parse_policy
 from tests.reviews import review
@@ -98,3 +100,36 @@ def test_the_head_is_read_as_the_api_server_writes_it() -> None:
     assert answer["apiVersion"] == "admission.k8s.io/v1beta1"
     assert answer["response"]["uid"] == 'a"b'
     assert answer["response"]["allowed"] is False  # team-a, not the object's own (later) namespace
+
+
+# --- any review the API server may send is answered ------------------------------------------------------------
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(["&" * 5000, "<>" * 3000, "\u2028", ""])
+
+
+@st.composite
+def api_server_reviews(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A Pod (any strings where strings go, any number of containers up to the limit, CREATE or UPDATE), written
+    the way the API server writes it (`&`, `<`, `>` as 6-byte escapes), with an API-server-like uid."""
+    uid = draw(st.uuids()).hex
+    containers = [
+        {"name": draw(_TEXT), "image": draw(_TEXT), "env": [{"name": "E", "value": draw(_TEXT)}]}
+        for _ in range(draw(st.integers(min_value=1, max_value=4)))
+    ]
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": draw(_TEXT), "namespace": "shop",
+           "labels": draw(st.dictionaries(_TEXT, _TEXT, max_size=3))}, "spec": {"containers": containers}}  # fmt: skip
+    document = review(obj, uid=uid)
+    if draw(st.booleans()):
+        document["request"]["operation"] = "UPDATE"
+        document["request"]["oldObject"] = obj
+    return go_escaped(document), uid
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(api_server_reviews())
+async def test_any_review_the_api_server_may_send_is_answered(case: tuple[bytes, str]) -> None:
+    body, uid = case
+    for path in ("/validate", "/mutate"):
+        response = await post(body, path, policy=CLOSED)
+        assert response.status_code == 200, response.text[:300]
+        assert response.json()["response"]["uid"] == uid

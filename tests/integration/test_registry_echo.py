@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,19 +25,6 @@ CREDENTIAL = Credential("robot", PASSWORD, source=CredentialSource("shop", "regc
 TOKEN = "hostile-bearer-token-7d2e9a"
 BASIC = base64.b64encode(f"robot:{PASSWORD}".encode()).decode()
 LEAKS = (PASSWORD, BASIC, BASIC.rstrip("="), f"robot:{PASSWORD}", TOKEN)
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[RegistryClient]:
-    registry_client = RegistryClient()
-    yield registry_client
-    await registry_client.close()
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileRegistry]:
-    with HostileRegistry() as registry:
-        yield registry
 
 
 def _echoed(h: RequestHandler) -> str:

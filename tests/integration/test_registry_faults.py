@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,13 +28,6 @@ from webhook.registry.client import RegistryClient
 
 pytestmark = pytest.mark.registry
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[RegistryClient]:
-    registry_client = RegistryClient()
-    yield registry_client
-    await registry_client.close()
 
 
 async def timed_lookup(client: RegistryClient, image: str, hosts: Path, timeout: float = 2.0):  # type: ignore[no-untyped-def]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,19 +35,6 @@ from webhook.registry.client import RegistryClient
 AMD64, ARM64, S390X = Platform("linux", "amd64"), Platform("linux", "arm64"), Platform("linux", "s390x")
 SECRET = Credential("robot", "hostile-s3cret", source=CredentialSource("shop", "regcred"))
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[RegistryClient]:
-    registry_client = RegistryClient()
-    yield registry_client
-    await registry_client.close()
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileRegistry]:
-    with HostileRegistry() as registry:
-        yield registry
 
 
 def _hosts(tmp_path: Path, **mapping: HostileRegistry) -> Path:

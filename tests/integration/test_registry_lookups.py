@@ -3,7 +3,6 @@ real condition, and every lookup answers within its budget."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ from webhook.registry.client import RegistryClient
 pytestmark = pytest.mark.registry
 
 AMD64, ARM64, ARMV7 = Platform("linux", "amd64"), Platform("linux", "arm64"), Platform("linux", "arm", "v7")
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[RegistryClient]:
-    registry_client = RegistryClient()
-    yield registry_client
-    await registry_client.close()
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from typing import Any, Final, NoReturn
 
 import yaml
 
+from policies.text import clip
+
 __all__ = ["DecodeError", "Obj", "fields", "go_json_string", "kind_of", "load_document", "string", "strings"]
 
 
@@ -47,10 +49,6 @@ def _raise(where: str, problem: str) -> NoReturn:
     raise DecodeError(f"{where}: {problem}" if where else problem)
 
 
-def _clip(text: str, limit: int = 100) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def fields(value: object, where: str, known: tuple[str, ...], *, echo: bool = True) -> dict[str, object]:
     """An object's fields by exact name; null is an empty object. Unknown or repeated fields fail, as strict
     decoding does. An unknown field's name is echoed (clipped) only when `echo`: in a file an operator wrote it
@@ -62,7 +60,7 @@ def fields(value: object, where: str, known: tuple[str, ...], *, echo: bool = Tr
     found: dict[str, object] = {}
     for key, item in value:
         if key not in known:
-            _raise(where, f"unknown field {_clip(key)!r}" if echo else "unknown field")
+            _raise(where, f"unknown field {clip(key, 100)!r}" if echo else "unknown field")
         if key in found:
             _raise(where, f"duplicate field {key!r}")
         found[key] = item

@@ -21,10 +21,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from policies.bounded_yaml import TooMuchYAML, load_bounded
 from policies.keyring import urls_match_str
 from policies.model import CheckName, Mode
 from policies.reference import InvalidReference
 from policies.reference import parse as parse_reference
+from policies.text import clip
 
 DEFAULT_POLICY_YAML = """\
 # pullguard's embedded default policy: warn about everything, deny only what can never be pulled.
@@ -345,21 +347,18 @@ _MAX_PATH_CHARS = 120
 def parse_policy(text: str, source: str = "policy.yaml") -> Policy:
     """Parse policy YAML. Raises PolicyError naming `source`, the line (YAML errors) or key paths (schema); the
     message is at most MAX_ERROR_CHARS, and the work is bounded (size, expanded nodes, depth) before any is done."""
-    source = _clipped(source, _MAX_PATH_CHARS)
-    if len(text) > MAX_POLICY_BYTES:
-        raise PolicyError(f"{source}: the policy is {len(text)} characters, over the {MAX_POLICY_BYTES} limit")
+    source = clip(source, _MAX_PATH_CHARS)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)  # aliases stay references: linear in the text
-        if node is not None:
-            _within_bounds(node)
-        data: Any = yaml.safe_load(text) if node is not None else None
+        data: Any = load_bounded(
+            text, max_chars=MAX_POLICY_BYTES, max_nodes=MAX_POLICY_NODES, max_depth=MAX_POLICY_DEPTH
+        )
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = _clipped(str(getattr(exc, "problem", None) or exc), 200)
+        problem = clip(str(getattr(exc, "problem", None) or exc), 200)
         raise PolicyError(f"{source}:{where}: not valid YAML: {problem}") from None
-    except _TooMuch as exc:
-        raise PolicyError(f"{source}: {exc}") from None
+    except TooMuchYAML as exc:
+        raise PolicyError(f"{source}: the policy {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -370,60 +369,14 @@ def parse_policy(text: str, source: str = "policy.yaml") -> Policy:
         errors = exc.errors()
         said = "; ".join(_describe(e) for e in errors[:_MAX_ERRORS])
         more = f"; and {len(errors) - _MAX_ERRORS} more" if len(errors) > _MAX_ERRORS else ""
-        raise PolicyError(_clipped(f"{source}: {said}{more}", MAX_ERROR_CHARS)) from None
-
-
-class _TooMuch(Exception):
-    pass
-
-
-def _within_bounds(root: yaml.Node) -> None:
-    """The node count and the height with every alias expanded (as building the policy would walk it), each
-    computed once per distinct node (an alias is the same node object): linear in the text, whatever it expands
-    to. Iterative: a deep document cannot exhaust the stack here."""
-    size: dict[int, int] = {}
-    height: dict[int, int] = {}
-    open_nodes: set[int] = set()  # entered, children not done: meeting one again is a cycle
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        if key in size:
-            continue
-        children = _children(node)
-        if not children_done:
-            if key in open_nodes:
-                raise _TooMuch("the policy refers to itself (a recursive YAML alias)")
-            open_nodes.add(key)
-            stack.append((node, True))
-            stack.extend((child, False) for child in children if id(child) not in size)
-            continue
-        open_nodes.discard(key)
-        size[key] = 1 + sum(size[id(c)] for c in children)
-        height[key] = 1 + max((height[id(c)] for c in children), default=0)
-        if size[key] > MAX_POLICY_NODES:
-            raise _TooMuch(f"the policy expands to over {MAX_POLICY_NODES} YAML nodes (aliases counted out)")
-        if height[key] > MAX_POLICY_DEPTH:
-            raise _TooMuch(f"the policy nests deeper than {MAX_POLICY_DEPTH} levels")
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
-
-
-def _clipped(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
+        raise PolicyError(clip(f"{source}: {said}{more}", MAX_ERROR_CHARS)) from None
 
 
 def _describe(error: Any) -> str:
-    path = _clipped(".".join(str(part) for part in error["loc"]) or "(top level)", _MAX_PATH_CHARS)
+    path = clip(".".join(str(part) for part in error["loc"]) or "(top level)", _MAX_PATH_CHARS)
     if error["type"] == "extra_forbidden":
         return f"{path}: unknown key"
-    message = _clipped(str(error["msg"]).removeprefix("Value error, "), 300)
+    message = clip(str(error["msg"]).removeprefix("Value error, "), 300)
     return f"{path}: {message}"
 
 

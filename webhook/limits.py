@@ -13,6 +13,8 @@ One home for every number (README "Limits"). The rules they serve:
 
 from __future__ import annotations
 
+from policies.text import clip as clip_text
+
 # The largest review the API server sends (README "Limits"). Its request body limit is 3 MiB (the apiserver's
 # MaxRequestBodyBytes); serializing the AdmissionReview, Go's JSON encoder writes each `<`, `>`, `&`, control
 # character and invalid UTF-8 byte of a string as a 6-byte escape; an UPDATE carries object and oldObject. So
@@ -34,10 +36,8 @@ MAX_DENIAL_LINES = 20  # problem lines in a denial's status message; the rest ar
 
 
 def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
-    """`text` cut to `limit` characters, saying how long it was."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}...({len(text)} characters)"
+    """`text` cut to `limit` characters, saying how long it was (policies.text.clip, with the echo limit)."""
+    return clip_text(text, limit)
 
 
 def describe(value: object) -> str:

@@ -88,7 +88,9 @@ def test_the_interval_is_honoured_and_the_lease_kept_on_its_own_clock(own_cluste
 
     asyncio.run(run_for(6))
     assert audit.rounds == 1  # interval 3600 s: one round, however often the Lease is renewed
-    assert 2 <= len(renewals) <= 10, renewals  # every second (a third of 3 s), not once per each of 30 workloads
+    # renewed on its own clock (a third of 3 s), not after each of the 30 workloads; how many times in 6 s depends
+    # on the machine, so only the per-workload pattern is ruled out
+    assert 1 <= len(renewals) < 30, renewals
 
 
 def test_a_report_always_fits_and_says_what_it_left_out(own_cluster: Cluster) -> None:

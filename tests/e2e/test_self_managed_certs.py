@@ -175,8 +175,9 @@ def test_two_replicas_converge_on_the_secrets_ca_without_fighting(
 
         eventually(settled, "both configurations and replica a on the Secret's new CA", timeout=30)
         patches = sum(i.injections for i in injectors)
-        threading.Event().wait(8)  # longer than the re-read interval: a fight would show as more patches
-        assert sum(i.injections for i in injectors) == patches <= 6, [i.injections for i in injectors]
+        threading.Event().wait(8)  # a fight never settles: it would show as more patches
+        assert sum(i.injections for i in injectors) == patches, [i.injections for i in injectors]
+        assert patches < 50, patches  # a fight patched a thousand times in this time; a few is the adoption
         assert all(i.missing() == [] for i in injectors)
     finally:
         for injector in injectors:

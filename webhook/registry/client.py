@@ -99,8 +99,7 @@ class RegistryClient:
     ) -> ImageFacts:
         """Look up a pull reference (`parse_docker_ref` form). Never raises for anything the registry or the
         network does: the outcome is in `status`."""
-        text = str(reference)
-        key = lookup_key(text, credentials, config, platforms)
+        key = lookup_key(str(reference), credentials, config, platforms)
 
         async def produce() -> ImageFacts:
             parsed = reference if isinstance(reference, Reference) else parse_docker_ref(reference)
@@ -166,18 +165,15 @@ class RegistryClient:
     ) -> ImageFacts:
         # The kubelet's keyring match carries no ServerAddress (kubernetes pkg/credentialprovider/keyring.go;
         # pkg/kubelet/kuberuntime/kuberuntime_image.go passes it on as is), so containerd's CRI `ParseAuth`
-        # (pkg/cri/server/image_pull.go) gives the matched credentials to every host `registryHosts` configures
-        # for the pull: each hosts.toml mirror and the server alike. What may carry them is auth.py's rule.
+        # (pkg/cri/server/image_pull.go) gives them to every host `registryHosts` configures for the pull (each
+        # hosts.toml mirror and the server); what may carry them is auth.py's rule.
         attempts: Sequence[Credential | None] = credentials or _NO_CREDENTIAL
         tried: list[ImageFacts] = []
         for credential in attempts:
             facts, body = await self._manifest(peer, reference, credential, fetch_body=platforms)
             if facts.status is LookupStatus.EXISTS:  # which credential worked, for explain's evidence
-                facts = (
-                    replace(facts, credential_sources=(credential.origin,))
-                    if credential and credential.origin
-                    else facts
-                )
+                worked = (credential.origin,) if credential is not None and credential.origin else ()
+                facts = replace(facts, credential_sources=worked)
                 return await self._with_platforms(peer, reference, credential, facts, body) if platforms else facts
             tried.append(facts)
             if facts.status not in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):

@@ -71,8 +71,8 @@ class FactGatherer:
         # The plugins' answers are cached for hours: a cold one may take half the budget, the lookups the rest.
         node = (
             await self.node.gather(workload, policy, policy.registry.timeout_seconds * PROVIDER_BUDGET_SHARE)
-            if self.node.configured(policy)
-            else None  # the warm path awaits nothing
+            if self.node.configured(policy) and (side is Side.VALIDATE or policy.mirrors)
+            else None  # the warm path awaits nothing; the mutating side without mirror rules looks nothing up
         )
         planned = plan(workload, cluster, policy, side, node)
         if not planned.lookups:

@@ -8,6 +8,7 @@ later as an unauthorized pull, far from its cause. These findings name the cause
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from policies.config import Policy
 from policies.credentials import PodCredentials, SecretProblem, credentials_for
@@ -25,8 +26,13 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     findings: list[Finding] = []
     credentials = credentials_for(image.pod, facts)
     if credentials is not None:
+        # The kubelet skips a secret it cannot find or read; when the registry serves the image without it (public,
+        # or another secret's or the node's credentials), the pod runs: worth fixing, never a reason to deny.
+        pulls_anyway = found is not None and found.status is LookupStatus.EXISTS
         findings += [
-            _secret_finding(image, p, credentials) for p in credentials.problems if p.problem != "unverifiable"
+            _secret_finding(image, p, credentials, advisory=pulls_anyway and p.problem != "malformed")
+            for p in credentials.problems
+            if p.problem != "unverifiable"
         ]
     unseen = credentials.unverifiable if credentials is not None else None  # None: no cluster view at all
     if found is not None and found.status in _AUTH_FAILURES:
@@ -62,7 +68,13 @@ def _unverifiable(image: ContainerImage, found: ImageFacts, unseen: tuple[str, .
     return Finding(NAME, image, Reason.UNVERIFIED, message, hint, unknown=True)
 
 
-def _secret_finding(image: ContainerImage, problem: SecretProblem, credentials: PodCredentials) -> Finding:
+def _secret_finding(
+    image: ContainerImage, problem: SecretProblem, credentials: PodCredentials, *, advisory: bool
+) -> Finding:
+    return replace(_secret_problem(image, problem, credentials), advisory=advisory)
+
+
+def _secret_problem(image: ContainerImage, problem: SecretProblem, credentials: PodCredentials) -> Finding:
     namespace = image.pod.namespace
     via = " (from its ServiceAccount)" if credentials.from_service_account else ""
     registry = image.reference.domain if image.reference is not None else "<registry>"  # the keyring's key

@@ -290,3 +290,18 @@ def test_an_anonymous_pull_denied_says_private_or_missing() -> None:
     assert f"registry registry.example.com denied an anonymous pull ({detail})" in finding.message
     assert finding.hint.startswith("check the repository name; if it is private, add an imagePullSecret")
     assert 'no entry of secret "regcred" matches it; entries: priv.example' in finding.hint
+
+
+def test_a_missing_secret_the_pull_does_not_need_never_denies() -> None:
+    """The kubelet skips a secret it cannot find; when the registry serves the image anyway (public, or the node's
+    credentials), the pod runs: the finding stays, as an advisory. A malformed secret fails the pull itself."""
+    pod = container(PRIVATE, secrets=("regcred",))
+    served = Facts(images=registry(LookupStatus.EXISTS), cluster=cluster(secrets={"regcred": None}))
+    (finding,) = pull_secrets.check(pod, served, DEFAULT_POLICY)
+    assert finding.advisory and finding.reason is Reason.SECRET_IGNORED
+    refused = Facts(images=registry(LookupStatus.UNAUTHORIZED), cluster=cluster(secrets={"regcred": None}))
+    assert not any(f.advisory for f in pull_secrets.check(pod, refused, DEFAULT_POLICY))
+    bad = SecretFacts("shop", "regcred", "kubernetes.io/dockerconfigjson", {".dockerconfigjson": "bm90IGpzb24="})
+    malformed = Facts(images=registry(LookupStatus.EXISTS), cluster=cluster(secrets={"regcred": bad}))
+    (broken,) = pull_secrets.check(pod, malformed, DEFAULT_POLICY)
+    assert not broken.advisory and broken.reason is Reason.ERR_IMAGE_PULL

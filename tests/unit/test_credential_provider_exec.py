@@ -181,6 +181,14 @@ async def test_a_failing_plugin_is_a_failure_that_names_it(tmp_path: Path, case:
     assert "hunter2" not in failure.detail and "s3cr3t" not in failure.detail and "not json" not in failure.detail
 
 
+async def test_values_the_config_gives_the_plugin_are_never_echoed(tmp_path: Path) -> None:
+    script = '#!/bin/sh\necho "login failed with key $API_KEY" >&2\nexit 1\n'
+    spec = Plugin(tmp_path, tmp_path / "bin", "p", script).spec(env=[("API_KEY", "Zq9-very-secret-key")])
+    (failure,) = (await ask(providers(tmp_path, spec))).failures
+    assert failure.detail.startswith("exited with status 1: login failed with key")
+    assert "Zq9-very-secret-key" not in failure.detail
+
+
 async def test_failures_are_remembered_briefly(tmp_path: Path) -> None:
     script = "#!/bin/sh\necho x >> \"$1/requests\"\necho 'no credentials today' >&2\nexit 1\n"
     plugin = Plugin(tmp_path, tmp_path / "bin", "p", script)

@@ -312,7 +312,8 @@ class CredentialProviders:
     async def _exec(self, plugin: _Plugin, call: _Call) -> _Answer:
         spec = plugin.spec
         env = {**os.environ, **dict(spec.env)}  # mergeEnvVars: the provider's variables win
-        secrets = (call.token,) if call.token else ()
+        # The token, and the values the config gives the plugin (keys may be among them): never echoed from stderr
+        secrets = tuple(v for v in (call.token, *(value for _, value in spec.env)) if len(v) >= 6)
         try:
             stdout = await run_plugin(
                 self._bin_dir / spec.name,

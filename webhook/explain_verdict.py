@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from policies import render
-from policies.model import CheckName, ContainerKind, Decision, Finding, ImageFacts, LookupStatus
+from policies.model import CheckName, ContainerKind, Decision, Finding, ImageFacts, LookupStatus, Reason
 from policies.platforms import format as format_platform
 from policies.pull_errors import REPRODUCED_BY, PullErrorClass
 from webhook.explain_pods import SANDBOX, FailingContainer
@@ -26,6 +26,7 @@ from webhook.explain_pods import SANDBOX, FailingContainer
 DIFFERS = "the registry answers fine from here: the node's network/DNS/hosts.toml differs"
 _IRRELEVANT_CHECKS = frozenset({CheckName.LATEST_TAG})  # a floating tag is worth fixing, but it is not why a pull fails
 _PLATFORM_CLASSES = frozenset({PullErrorClass.NO_MATCHING_PLATFORM, PullErrorClass.EXEC_FORMAT})
+_AUTHORIZATION_CLASSES = frozenset({PullErrorClass.UNAUTHORIZED, PullErrorClass.DENIED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,9 @@ def judge(
     definite = [f for f in findings if not f.unknown and not f.advisory]
     if error.klass is PullErrorClass.NEVER_PULL and node:  # "missing on node X" is advisory, but X is this pod's
         definite += [f for f in findings if f.check == CheckName.NEVER_PULL and f.advisory and _names(node, f.message)]
+    if error.klass in _AUTHORIZATION_CLASSES:  # a skipped secret is only advisory at admission (the image may not
+        # need it), but a node refused for lack of credentials names it as the cause
+        definite += [f for f in findings if f.reason is Reason.SECRET_IGNORED and f.advisory]
     if definite:
         first = definite[0]
         return Verdict("confirmed", render.problem(first), render.fix(first), tuple(evidence), findings)

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import webhook.server  # noqa: F401 - the modules serve has loaded when its caches start
+import webhook.serve.server  # noqa: F401 - the modules serve has loaded when its caches start
 from webhook.kube.informers import KubeClusterView, load_api_client
-from webhook.memory import keep_large_buffers_returnable, return_freed_memory
+from webhook.util.memory import keep_large_buffers_returnable, return_freed_memory
 
 REFLECTORS = {
     "empty": "secrets[type=kubernetes.io/dockercfg]",  # none in the bench: what a first LIST costs by itself

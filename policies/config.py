@@ -22,11 +22,11 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from policies.bounded_yaml import TooMuchYAML, load_bounded
-from policies.keyring import urls_match_str
+from policies.image.keyring import urls_match_str
+from policies.image.reference import InvalidReference
+from policies.image.reference import parse as parse_reference
+from policies.image.text import clip
 from policies.model import CheckName, Mode
-from policies.reference import InvalidReference
-from policies.reference import parse as parse_reference
-from policies.text import clip
 
 DEFAULT_POLICY_YAML = """\
 # pullguard's embedded default policy: warn about everything, deny only what can never be pulled.
@@ -225,7 +225,7 @@ class RegistryConfig(_Strict):
 
 # Where each default comes from: the matchImages of the credential provider each managed platform configures on its
 # nodes (EKS ecr-credential-provider, GKE auth-provider-gcp, AKS acr-credential-provider) and OKE's instance
-# principal for OCIR. Keyring globs (policies.keyring): "*" is one DNS label, ports and paths must match.
+# principal for OCIR. Keyring globs (policies.image.keyring): "*" is one DNS label, ports and paths must match.
 MANAGED_REGISTRIES = (
     "*.dkr.ecr.*.amazonaws.com",
     "*.dkr.ecr.*.amazonaws.com.cn",

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from policies._k8s_decode import DecodeError, fields, load_document, string, strings
 from policies.go_duration import parse_duration
-from policies.keyring import _parse_schemeless_url, urls_match_str
+from policies.image.k8s_decode import DecodeError, fields, load_document, string, strings
+from policies.image.keyring import _parse_schemeless_url, urls_match_str
 
 __all__ = [
     "CONFIG_API_VERSIONS",

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from policies._k8s_decode import DecodeError, Obj, fields, go_json_string, kind_of, load_document, string
 from policies.credential_provider_config import (
     CONFIG_API_VERSIONS,
     MAX_CONFIG_BYTES,
@@ -36,7 +35,8 @@ from policies.credential_provider_config import (
     parse_provider_configs,
 )
 from policies.go_duration import NANOSECONDS_PER_SECOND, parse_duration
-from policies.pull_secret_parse import DockerConfigEntry
+from policies.image.k8s_decode import DecodeError, Obj, fields, go_json_string, kind_of, load_document, string
+from policies.image.pull_secret_parse import DockerConfigEntry
 
 __all__ = [
     "CONFIG_API_VERSIONS",

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from policies.keyring import Keyring, repo_to_pull
-from policies.model import ClusterFacts, ContainerImage, Facts, PodContext, ServiceAccountFacts
-from policies.pull_secret_parse import (
+from policies.image.keyring import Keyring, repo_to_pull
+from policies.image.pull_secret_parse import (
     Credential,
     CredentialSource,
     MalformedDockerConfig,
@@ -23,6 +22,7 @@ from policies.pull_secret_parse import (
     WrongSecretType,
     parse_pull_secret,
 )
+from policies.model import ClusterFacts, ContainerImage, Facts, PodContext, ServiceAccountFacts
 
 
 @dataclass(frozen=True, slots=True)

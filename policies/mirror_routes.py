@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from policies._go import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
 from policies.config import Mirror, Policy
+from policies.image.go_ports import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
+from policies.image.reference import InvalidReference, parse_normalized
 from policies.model import ClusterFacts, ContainerImage
-from policies.reference import InvalidReference, parse_normalized
 
 # How a rule may name Docker Hub; image names are normalized to DEFAULT_DOMAIN (registry-1 is its API host).
 _DOCKER_HUB_ALIASES = {LEGACY_DEFAULT_DOMAIN: DEFAULT_DOMAIN, "registry-1.docker.io": DEFAULT_DOMAIN}

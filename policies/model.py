@@ -13,8 +13,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from policies.platforms import Platform
-from policies.reference import InvalidReference, Reference, parse_docker_ref, parse_normalized
+from policies.image.platforms import Platform
+from policies.image.reference import InvalidReference, Reference, parse_docker_ref, parse_normalized
 
 if TYPE_CHECKING:  # policies.credentials builds on this module
     from policies.credentials import NodeCredentials, PodCredentials

@@ -27,10 +27,10 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from policies.config import Policy
-from policies.keyring import repo_to_pull, urls_match_str
+from policies.image.keyring import repo_to_pull, urls_match_str
+from policies.image.reference import InvalidReference
+from policies.image.reference import parse as parse_reference
 from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, NodeFacts, Reason
-from policies.reference import InvalidReference
-from policies.reference import parse as parse_reference
 from policies.render import node_names
 from policies.scheduling import candidate_nodes, lists_full
 

@@ -18,10 +18,10 @@ from policies import mirrors
 from policies.checks import ALL_CHECKS
 from policies.config import Policy
 from policies.credentials import NodeCredentials, PodCredentials, pod_credentials
-from policies.keyring import repo_to_pull
+from policies.image.keyring import repo_to_pull
+from policies.image.pull_secret_parse import Credential
 from policies.mirror_routes import mirrored
 from policies.model import ClusterFacts, Mode, Workload
-from policies.pull_secret_parse import Credential
 
 
 class Side(StrEnum):

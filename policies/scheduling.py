@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from policies.config import Policy
+from policies.image.platforms import NODE_ARCH_LABEL, NODE_OS_LABEL, Platform, from_goarch, node_platform
 from policies.model import NodeFacts, PodContext
-from policies.platforms import NODE_ARCH_LABEL, NODE_OS_LABEL, Platform, from_goarch, node_platform
 
 ARCH_KEYS = (NODE_ARCH_LABEL, "beta." + NODE_ARCH_LABEL)
 OS_KEYS = (NODE_OS_LABEL, "beta." + NODE_OS_LABEL)

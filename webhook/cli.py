@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from policies.config import PolicyError
-from webhook import explain, logs
-from webhook.certs import generate
-from webhook.check_cmd import DEFAULT_TIMEOUT_SECONDS, CheckOptions, run_check
-from webhook.check_progress import LINE_SECONDS
+from webhook import logs
+from webhook.certs.bundle import generate
+from webhook.check.command import DEFAULT_TIMEOUT_SECONDS, CheckOptions, run_check
+from webhook.check.progress import LINE_SECONDS
+from webhook.explain import command as explain
 from webhook.version import version
 
 
@@ -217,9 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         # Imported here: FastAPI and uvicorn take most of a second to import, which `check` in CI need not pay.
-        from webhook.cert_management import CertSettings  # noqa: PLC0415
-        from webhook.cluster_wiring import ClusterAccessError  # noqa: PLC0415
-        from webhook.server import ServeOptions, serve  # noqa: PLC0415
+        from webhook.certs.management import CertSettings  # noqa: PLC0415
+        from webhook.serve.server import ServeOptions, serve  # noqa: PLC0415
+        from webhook.sources.cluster import ClusterAccessError  # noqa: PLC0415
 
         logs.configure(args.log_level)
         if args.manage_certs and not args.namespace:

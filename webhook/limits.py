@@ -13,13 +13,13 @@ One home for every number (README "Limits"). The rules they serve:
 
 from __future__ import annotations
 
-from policies.text import clip as clip_text
+from policies.image.text import clip as clip_text
 
 # The largest review the API server sends (README "Limits"). Its request body limit is 3 MiB (the apiserver's
 # MaxRequestBodyBytes); serializing the AdmissionReview, Go's JSON encoder writes each `<`, `>`, `&`, control
 # character and invalid UTF-8 byte of a string as a 6-byte escape; an UPDATE carries object and oldObject. So
 # 2 x 6 x 3 MiB, plus the envelope. A review pullguard still refuses is answered as the policy's failurePolicy says
-# (webhook.admission.refusal), never with an HTTP error the webhook configuration would turn into an admission.
+# (webhook.admission.envelope.refusal), never with an HTTP error the webhook configuration would turn into an admission.
 API_SERVER_BODY_BYTES = 3 * 1024 * 1024
 MAX_BODY_BYTES = 2 * 6 * API_SERVER_BODY_BYTES + 4 * 1024 * 1024  # 40 MiB
 REFUSAL_HEAD_BYTES = 64 * 1024  # kept of a refused body to answer it: uid and namespace come before the object
@@ -36,7 +36,7 @@ MAX_DENIAL_LINES = 20  # problem lines in a denial's status message; the rest ar
 
 
 def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
-    """`text` cut to `limit` characters, saying how long it was (policies.text.clip, with the echo limit)."""
+    """`text` cut to `limit` characters, saying how long it was (policies.image.text.clip, with the echo limit)."""
     return clip_text(text, limit)
 
 

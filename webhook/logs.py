@@ -2,7 +2,7 @@
 
 The per-review line is the one on the hot path: `review_line()` writes it without building a LogRecord (which
 costs more than judging the review), in the same format and through the same handler lock and stream. Its
-fields arrive bounded (webhook/app.py); should the line still exceed MAX_REVIEW_LINE_BYTES, its findings are
+fields arrive bounded (webhook/admission/app.py); should the line still exceed MAX_REVIEW_LINE_BYTES, its findings are
 counted instead of listed. A traceback is kept whole up to MAX_TRACEBACK_CHARS, then head and tail.
 """
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from policies.config import Policy
+from policies.image.platforms import Platform, format, matches, node_platform
 from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
 from policies.node_pull import seen_from_nodes
-from policies.platforms import Platform, format, matches, node_platform
 from policies.render import node_names
 from policies.scheduling import platform_demand
 

@@ -28,7 +28,7 @@ from tests.support import fixtures
 from tests.support.image_model import LINUX_AMD64
 from tests.support.pushers import push_multiarch_index, push_single_arch
 from tests.support.registry import start_basic_registry, start_plain_registry
-from webhook import explain
+from webhook.explain import command as explain
 
 E2E_DIR = Path(__file__).resolve().parent
 REQUIRE_ENV = "PULLGUARD_REQUIRE_E2E"

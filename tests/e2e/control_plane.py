@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.support.loopback import free_port
-from webhook.certs import issue_serving, new_ca
+from webhook.certs.bundle import issue_serving, new_ca
 
 
 class ClusterError(RuntimeError):

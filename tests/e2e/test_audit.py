@@ -1,4 +1,4 @@
-"""The background audit (webhook/audit.py) against a real kube-apiserver and real registries on loopback.
+"""The background audit (webhook/audit/auditor.py) against a real kube-apiserver and real registries on loopback.
 
 It runs in a control plane of its own (the audit walks every namespace, and other modules' workloads name images
 on the internet). What breaks after admission is broken for real: a tag deleted from the registry (DELETE of its
@@ -32,12 +32,12 @@ from tests.support.image_model import LINUX_AMD64
 from tests.support.polling import eventually
 from tests.support.pushers import push_multiarch_index, push_single_arch
 from tests.support.registry import RegistryServer, start_basic_registry, start_plain_registry
-from webhook.audit import Auditor, TokenBucket
-from webhook.audit_lease import Lease
-from webhook.cluster_wiring import ClusterConnection, connect, wait_synced
-from webhook.facts import FactGatherer
+from webhook.audit.auditor import Auditor, TokenBucket
+from webhook.audit.lease import Lease
 from webhook.kube.informers import load_api_client
 from webhook.registry.client import RegistryClient
+from webhook.review.facts import FactGatherer
+from webhook.sources.cluster import ClusterConnection, connect, wait_synced
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.registry]
 CRD = Path(__file__).resolve().parents[2] / "manifests" / "components" / "policyreports" / "crd.yaml"

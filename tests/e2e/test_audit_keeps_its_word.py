@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry
 
 from policies.config import Policy, parse_policy
 from tests.e2e.cluster import Cluster
-from webhook.audit import Auditor
-from webhook.audit_reports import OMITTED_ANNOTATION, REPORT_NAME
-from webhook.facts import FactGatherer
+from webhook.audit.auditor import Auditor
+from webhook.formats.policyreport import OMITTED_ANNOTATION, REPORT_NAME
 from webhook.kube.informers import load_api_client
+from webhook.review.facts import FactGatherer
 
 pytestmark = pytest.mark.timeout(180)
 CRD = Path(__file__).resolve().parents[2] / "manifests" / "components" / "policyreports" / "crd.yaml"

@@ -25,7 +25,7 @@ from tests.support import fixtures
 from tests.support.image_model import LINUX_AMD64
 from tests.support.pushers import push_multiarch_index, push_single_arch
 from tests.support.registry import RegistryServer, start_plain_registry
-from webhook.explain_verdict import DIFFERS
+from webhook.explain.verdict import DIFFERS
 
 pytestmark = [pytest.mark.timeout(180)]
 

@@ -27,7 +27,7 @@ from tests.e2e.cluster import REPO_ROOT, Cluster
 from tests.e2e.in_cluster import InClusterProcess, start_in_cluster
 from tests.support.loopback import free_port
 from tests.support.polling import eventually
-from webhook.kube.certificates import TLSBundle, service_hosts
+from webhook.certs.secret import TLSBundle, service_hosts
 
 pytestmark = pytest.mark.timeout(240)
 

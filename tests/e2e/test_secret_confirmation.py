@@ -9,8 +9,8 @@ import json
 from policies.config import DEFAULT_POLICY
 from policies.model import ContainerImage, ContainerKind, PodContext, Workload
 from tests.e2e.cluster import Cluster
-from webhook.facts import FactGatherer
 from webhook.kube.informers import KubeClusterView, load_api_client
+from webhook.review.facts import FactGatherer
 
 
 def workload(namespace: str, *secrets: str) -> Workload:

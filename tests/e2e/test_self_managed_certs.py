@@ -17,8 +17,8 @@ from kubernetes import client
 
 from tests.e2e.cluster import Cluster
 from tests.support.polling import eventually
-from webhook.kube.ca_injection import WebhookCAInjector
-from webhook.kube.certificates import SecretCertificates, TLSBundle
+from webhook.certs.ca_injection import WebhookCAInjector
+from webhook.certs.secret import SecretCertificates, TLSBundle
 from webhook.kube.informers import load_api_client
 
 pytestmark = pytest.mark.timeout(120)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from policies.config import RegistryConfig
-from policies.pull_secret_parse import Credential
-from policies.reference import parse_docker_ref
+from policies.image.pull_secret_parse import Credential
+from policies.image.reference import parse_docker_ref
 from webhook.registry.client import RegistryClient
 
 

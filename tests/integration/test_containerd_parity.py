@@ -30,10 +30,10 @@ from tests.support.containerd import ContainerdDaemon, HostEntry, PullResult, co
 from tests.support.faults import RefusedEndpoint, refused_endpoint
 from tests.support.pushers import PushedImage, push_arm64_only_index, push_multiarch_index, push_single_arch
 from tests.support.registry import RegistryServer
-from webhook.facts import FactGatherer
 from webhook.kube.view import StaticClusterView
 from webhook.registry.client import RegistryClient
-from webhook.workloads import extract
+from webhook.review.facts import FactGatherer
+from webhook.review.workloads import extract
 
 pytestmark = pytest.mark.registry
 

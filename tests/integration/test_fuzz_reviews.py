@@ -32,13 +32,13 @@ import orjson
 from policies.config import parse_policy
 from policies.render import MAX_WARNING
 from tests.server import PullguardServer
-from webhook.admission import ProtocolError, parse_review, workload_of
-from webhook.app import Service, create_app
-from webhook.facts import FactGatherer
+from webhook.admission.app import Service, create_app
+from webhook.admission.envelope import ProtocolError, parse_review, workload_of
 from webhook.limits import MAX_POD_ENTRIES, OFFLOAD_BODY_BYTES
 from webhook.logs import JsonFormatter
 from webhook.metrics import Metrics
-from webhook.policy_source import PolicyHolder
+from webhook.review.facts import FactGatherer
+from webhook.sources.policy import PolicyHolder
 
 COUNT = int(os.environ.get("PULLGUARD_FUZZ_REVIEWS", "2000"))
 SEED = int(os.environ.get("PULLGUARD_FUZZ_SEED", "20261126"))

@@ -14,7 +14,7 @@ from cryptography import x509
 from tests.reviews import manifest, review
 from tests.server import PullguardServer
 from tests.support.polling import eventually
-from webhook.certs import generate
+from webhook.certs.bundle import generate
 
 ENFORCE = "mode: enforce\n"
 WARN = "mode: warn\n"

@@ -34,10 +34,10 @@ from tests.support.containerd import ContainerdDaemon, containerd_fixture, write
 from tests.support.faults import refused_port
 from tests.support.pushers import push_single_arch
 from tests.support.registry import RegistryServer, start_basic_registry, start_proxy_registry, start_token_registry
-from webhook.facts import FactGatherer
+from webhook.admission.pipeline import Outcome, mutate_body, validate_body
 from webhook.kube.view import StaticClusterView
-from webhook.pipeline import Outcome, mutate_body, validate_body
 from webhook.registry.client import RegistryClient
+from webhook.review.facts import FactGatherer
 
 pytestmark = [pytest.mark.registry]
 

@@ -128,7 +128,7 @@ async def test_a_review_with_eight_slow_images_answers_by_its_deadline(tmp_path:
     """Through the gatherer: 8 distinct images behind a blackhole, 1 s budget, one answer at ~1 s."""
     from policies.config import parse_policy
     from policies.model import ContainerImage, ContainerKind, PodContext, Workload
-    from webhook.facts import FactGatherer
+    from webhook.review.facts import FactGatherer
 
     with start_blackhole(lifetime=30) as blackhole:
         hosts = map_host(tmp_path, "registry.example.com", blackhole.url)

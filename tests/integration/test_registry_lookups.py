@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from policies.image.platforms import Platform
+from policies.image.pull_secret_parse import Credential, CredentialSource
 from policies.model import LookupStatus
-from policies.platforms import Platform
-from policies.pull_secret_parse import Credential, CredentialSource
 from tests.integration.registry_helpers import config, lookup, map_host
 from tests.support.faults import refused_endpoint
 from tests.support.pushers import StandardImages, push_single_arch

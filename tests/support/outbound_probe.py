@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from policies.config import RegistryConfig
-from policies.pull_secret_parse import Credential, CredentialSource
-from policies.reference import parse_docker_ref
+from policies.image.pull_secret_parse import Credential, CredentialSource
+from policies.image.reference import parse_docker_ref
 from webhook.registry.client import RegistryClient
 
 from .hostile_registry import ConnectionRecorder, HostileRegistry, challenge, redirect, token

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from webhook.certs import issue_serving, new_ca
+from webhook.certs.bundle import issue_serving, new_ca
 
 __all__ = [
     "DEFAULT_SERVER_NAMES",

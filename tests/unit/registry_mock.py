@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from policies.config import RegistryConfig
+from policies.image.platforms import Platform
+from policies.image.pull_secret_parse import Credential, CredentialSource
 from policies.model import ImageFacts
-from policies.platforms import Platform
-from policies.pull_secret_parse import Credential, CredentialSource
 from tests.support.image_model import BuiltManifest, digest_of
 from tests.support.images import build_image
 from webhook.registry import guard, outbound

@@ -8,7 +8,7 @@ import pytest
 
 from policies.model import Decision, PatchOperation
 from tests.reviews import manifest, review
-from webhook.admission import MAX_BODY_BYTES, ProtocolError, allow, parse_review, respond, workload_of
+from webhook.admission.envelope import MAX_BODY_BYTES, ProtocolError, allow, parse_review, respond, workload_of
 
 
 def body(document: object) -> bytes:

@@ -19,13 +19,13 @@ import pytest
 
 from policies.config import parse_policy
 from tests.reviews import manifest, review
-from webhook.admission import MAX_BODY_BYTES, ProtocolError, parse_review, workload_of
-from webhook.app import AdmissionFastPath, Service, create_app
-from webhook.facts import FactGatherer
+from webhook.admission.app import AdmissionFastPath, Service, create_app
+from webhook.admission.envelope import MAX_BODY_BYTES, ProtocolError, parse_review, workload_of
 from webhook.limits import MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, MAX_POD_ENTRIES, MAX_UID_CHARS
 from webhook.logs import JsonFormatter
 from webhook.metrics import Metrics
-from webhook.policy_source import PolicyHolder
+from webhook.review.facts import FactGatherer
+from webhook.sources.policy import PolicyHolder
 
 MIRROR_POLICY = "mirrors: [{registry: docker.io, mirror: mirror.example.com, verify: false}]\n"
 DEEP = 1000  # orjson accepts up to 1,024 levels; Python's recursion limit is 1,000 frames
@@ -146,7 +146,7 @@ async def test_a_patch_is_checked_without_copying_the_whole_object() -> None:
 
 async def test_a_patch_that_does_not_apply_is_still_dropped() -> None:
     from policies.model import Decision, PatchOperation
-    from webhook.pipeline import patch_applies
+    from webhook.admission.pipeline import patch_applies
 
     parsed = parse_review(orjson.dumps(deployment()))
     good = PatchOperation(op="replace", path="/spec/template/spec/containers/0/image", value="x:1")
@@ -161,7 +161,7 @@ def test_a_dropped_patch_keeps_every_image_and_says_so() -> None:
     from policies.decide import mutate
     from policies.mirrors import object_meta
     from policies.model import Facts
-    from webhook.pipeline import patch_applies, without_patch
+    from webhook.admission.pipeline import patch_applies, without_patch
 
     parsed = parse_review(orjson.dumps(deployment()))
     workload = workload_of(parsed)
@@ -199,7 +199,8 @@ def test_the_old_object_is_limited_too() -> None:
 
 
 def test_one_definition_of_the_body_limit() -> None:
-    from webhook import app, limits
+    from webhook import limits
+    from webhook.admission import app
 
     assert MAX_BODY_BYTES == limits.MAX_BODY_BYTES == 2 * 6 * limits.API_SERVER_BODY_BYTES + 4 * 1024 * 1024
     assert "MAX_BODY_BYTES" not in vars(app) or app.MAX_BODY_BYTES is limits.MAX_BODY_BYTES

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from policies.config import parse_policy
 from tests.reviews import review
 from tests.unit.test_admission_limits import post
-from webhook.admission import refusal
+from webhook.admission.envelope import refusal
 from webhook.limits import API_SERVER_BODY_BYTES, MAX_BODY_BYTES, MAX_POD_ENTRIES
 
 CLOSED = "failurePolicy: closed\n"

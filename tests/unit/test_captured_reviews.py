@@ -16,9 +16,9 @@ import pytest
 
 from policies.config import DEFAULT_POLICY_YAML, parse_policy
 from policies.model import ContainerKind
-from webhook.admission import parse_review, workload_of
-from webhook.facts import FactGatherer
-from webhook.pipeline import validate_body
+from webhook.admission.envelope import parse_review, workload_of
+from webhook.admission.pipeline import validate_body
+from webhook.review.facts import FactGatherer
 
 ADMISSION = Path(__file__).resolve().parents[1] / "data" / "admission"
 INDEXER = (

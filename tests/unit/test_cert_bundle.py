@@ -8,8 +8,8 @@ import datetime
 
 from cryptography import x509
 
-from webhook.kube.ca_injection import patch_for
-from webhook.kube.certificates import TLSBundle, service_hosts
+from webhook.certs.ca_injection import patch_for
+from webhook.certs.secret import TLSBundle, service_hosts
 
 NOW = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.UTC)
 HOSTS = service_hosts("pullguard", "pullguard")

@@ -16,7 +16,7 @@ from policies.checks import image_exists
 from policies.config import parse_policy
 from policies.model import Facts, ImageFacts, LookupStatus
 from tests.unit.policy_helpers import image
-from webhook.check_progress import Progress
+from webhook.check.progress import Progress
 from webhook.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]

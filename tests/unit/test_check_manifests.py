@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from tests.reviews import DATA
-from webhook.manifests import read
-from webhook.workloads import extract
+from webhook.review.workloads import extract
+from webhook.util.manifests import read
 
 MANIFESTS = DATA / "manifests"
 

@@ -22,7 +22,7 @@ from policies.model import (
     Workload,
 )
 from tests.unit.cluster_helpers import container, dockerconfigjson
-from webhook.check_secrets import unverifiable
+from webhook.check.secrets import unverifiable
 
 ENFORCE = parse_policy("mode: enforce\n")
 CLOSED = parse_policy("mode: enforce\nfailurePolicy: closed\n")

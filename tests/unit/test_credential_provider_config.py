@@ -12,7 +12,6 @@ import json
 
 import pytest
 
-from policies._k8s_decode import DecodeError, Obj, kind_of, load_document
 from policies.credential_providers import (
     ExecProvider,
     ProviderConfigError,
@@ -21,6 +20,7 @@ from policies.credential_providers import (
     parse_provider_configs,
 )
 from policies.go_duration import parse_duration
+from policies.image.k8s_decode import DecodeError, Obj, kind_of, load_document
 from tests.unit.credential_plugin_helpers import V1, exec_provider
 
 GOOD = """\
@@ -308,7 +308,7 @@ def test_go_duration_errors(text: str) -> None:
         parse_duration(text)
 
 
-# --- matchImages (isImageAllowed over policies.keyring.urls_match_str) ----------------------------
+# --- matchImages (isImageAllowed over policies.image.keyring.urls_match_str) ----------------------------
 
 
 @pytest.mark.parametrize(

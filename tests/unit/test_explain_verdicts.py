@@ -1,5 +1,5 @@
-"""`pullguard explain` without a cluster: which containers fail (webhook/explain_pods.py) and the verdict
-(webhook/explain_verdict.py) from real checks (policies.decide) on hand-made facts."""
+"""`pullguard explain` without a cluster: which containers fail (webhook/explain/pods.py) and the verdict
+(webhook/explain/verdict.py) from real checks (policies.decide) on hand-made facts."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any
 
 from policies.config import DEFAULT_POLICY
 from policies.decide import decide
+from policies.image.platforms import Platform
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
-from policies.platforms import Platform
 from tests.unit.cluster_helpers import node
-from webhook.explain_pods import FailingContainer, failing_containers
-from webhook.explain_verdict import DIFFERS, judge
-from webhook.workloads import extract
+from webhook.explain.pods import FailingContainer, failing_containers
+from webhook.explain.verdict import DIFFERS, judge
+from webhook.review.workloads import extract
 
 IMAGE = "registry.example.test/shop/web:2.1"
 REF = "registry.example.test/shop/web:2.1"

@@ -11,15 +11,14 @@ from policies.checks import pull_secrets
 from policies.mirrors import MIRROR_MISSING, REWRITTEN, MirrorOutcome
 from policies.model import Decision, Finding, JudgedFinding, Mode, Reason, Workload
 from tests.unit.policy_helpers import image
-from webhook.audit_reports import AuditedWorkload, results
-from webhook.check_inventory import Inventory
-from webhook.check_report import Report, Result, render_json, render_table
-from webhook.check_sarif import render_sarif
-from webhook.explain_pods import failing_containers
-from webhook.explain_render import ContainerReport, ExplainReport, PodReport, render_text
-from webhook.explain_render import render_json as explain_json
-from webhook.explain_verdict import judge
-from webhook.manifests import Document, Manifests
+from webhook.explain.pods import failing_containers
+from webhook.explain.render import ContainerReport, ExplainReport, PodReport, render_text
+from webhook.explain.render import render_json as explain_json
+from webhook.explain.verdict import judge
+from webhook.formats.policyreport import AuditedWorkload, results
+from webhook.formats.report import Inventory, Report, Result, render_json, render_table
+from webhook.formats.sarif import render_sarif
+from webhook.util.manifests import Document, Manifests
 
 IMAGE = "registry.example.test/shop/web:2.1"
 CONTAINER = image(IMAGE, "app")

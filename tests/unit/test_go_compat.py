@@ -1,4 +1,4 @@
-"""The Go ports in policies._go, against Go's own tables and recorded Go outputs.
+"""The Go ports in policies.image.go_ports, against Go's own tables and recorded Go outputs.
 
 GO_MATCH_CASES is Go's path match_test.go TestMatch table (path/filepath's is the same; BSD-3-Clause,
 The Go Authors); SPLIT_HOST_PORT_* are net/ip_test.go's TestSplitHostPort tables (BSD-3-Clause, The Go
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from policies._go import (
+from policies.image.go_ports import (
     BadPattern,
     go_lower,
     path_match,

@@ -1,4 +1,4 @@
-"""Tests for policies.keyring.
+"""Tests for policies.image.keyring.
 
 Cases marked "upstream" are ported from Kubernetes (Apache-2.0),
 pkg/credentialprovider/keyring_test.go: TestURLsMatch, TestDockerKeyringForGlob, TestKeyringMiss,
@@ -6,7 +6,7 @@ TestKeyringMissWithDockerHubCredentials, TestKeyringHitWithUnqualifiedDockerHub,
 TestKeyringHitWithUnqualifiedLibraryDockerHub, TestKeyringHitWithQualifiedDockerHub,
 TestIsDefaultRegistryMatch, TestDockerKeyringLookup and TestIssue3797 (TestProvidersDockerKeyring
 tests node-level providers, which this port does not have).  Go's path/filepath.Match and
-net.SplitHostPort tables are run against policies._go in test_go_compat.py.
+net.SplitHostPort tables are run against policies.image.go_ports in test_go_compat.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from policies.keyring import (
+from policies.image.keyring import (
     DEFAULT_REGISTRY_KEY,
     Credential,
     CredentialSource,
@@ -25,7 +25,7 @@ from policies.keyring import (
     repo_to_pull,
     urls_match_str,
 )
-from policies.pull_secret_parse import DockerConfigEntry, read_dockercfg
+from policies.image.pull_secret_parse import DockerConfigEntry, read_dockercfg
 
 EMAIL, USERNAME, PASSWORD = "foo@bar.baz", "foo", "bar"  # fake values, as upstream
 AUTH = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()

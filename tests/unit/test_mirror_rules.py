@@ -27,7 +27,7 @@ from policies.mirrors import (
 from policies.model import Facts, ImageFacts, LookupStatus
 from policies.render import warning_lines
 from tests.unit.policy_helpers import workload
-from webhook.workloads import extract
+from webhook.review.workloads import extract
 
 DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64

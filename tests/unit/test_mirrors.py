@@ -11,7 +11,7 @@ from policies.model import ClusterFacts, Facts, PatchOperation
 from policies.plan import LookupKind, Side, plan
 from tests.reviews import manifest
 from tests.unit.policy_helpers import workload
-from webhook.workloads import extract
+from webhook.review.workloads import extract
 
 RULES = """
 mirrors:

@@ -11,10 +11,10 @@ import pytest
 
 from policies.config import DEFAULT_POLICY, PolicyError, parse_policy
 from policies.credentials import NodeCredentials
-from policies.keyring import Keyring
+from policies.image.keyring import Keyring
+from policies.image.pull_secret_parse import Credential, CredentialSource
 from policies.model import ClusterFacts, Workload
 from policies.plan import Side, plan
-from policies.pull_secret_parse import Credential, CredentialSource
 from tests.unit.cluster_helpers import container, dockerconfigjson
 from webhook.kube.view import node_facts
 from webhook.node.docker_config_files import NodeConfigFiles

@@ -1,4 +1,4 @@
-"""The hot-path patch check (webhook.patch_check) against jsonpatch as the oracle: the same verdict and the
+"""The hot-path patch check (webhook.admission.patch_check) against jsonpatch as the oracle: the same verdict and the
 same document for every kind of operation pullguard emits, including the ones that must fail; the in-place
 check agrees with applying the patch to a copy, and leaves the object as it was."""
 
@@ -13,7 +13,7 @@ import jsonpatch
 import orjson
 import pytest
 
-from webhook.patch_check import _apply, patch_problem
+from webhook.admission.patch_check import _apply, patch_problem
 
 DOCUMENT: dict[str, Any] = {
     "metadata": {"name": "web", "annotations": {"a/b": "1"}},

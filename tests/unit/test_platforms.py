@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.platforms import (
+from policies.image.platforms import (
     Platform,
     PlatformSpecError,
     best_match,

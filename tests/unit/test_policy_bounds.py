@@ -22,10 +22,10 @@ from policies.config import (
 from policies.model import Facts
 from tests.reviews import review
 from tests.unit.cluster_helpers import container
-from webhook.app import Service, create_app
-from webhook.facts import FactGatherer
+from webhook.admission.app import Service, create_app
 from webhook.metrics import Metrics
-from webhook.policy_source import PolicyHolder
+from webhook.review.facts import FactGatherer
+from webhook.sources.policy import PolicyHolder
 
 NAMESPACE, NAME, KEY = "pullguard", "pullguard-policy", "policy.yaml"
 

@@ -6,6 +6,7 @@ import pytest
 
 from policies.checks import architecture, image_exists, never_pull, pull_secrets
 from policies.config import DEFAULT_POLICY
+from policies.image.platforms import Platform
 from policies.model import (
     ClusterFacts,
     Facts,
@@ -15,7 +16,6 @@ from policies.model import (
     SecretFacts,
     ServiceAccountFacts,
 )
-from policies.platforms import Platform
 from tests.unit.cluster_helpers import arch_affinity, container, dockerconfigjson, node
 
 PRIVATE = "registry.example.com/team/app:1.0"

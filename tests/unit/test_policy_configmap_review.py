@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 
 from policies.config import DEFAULT_POLICY
-from webhook.facts import FactGatherer
-from webhook.pipeline import mutate_body, validate_body
+from webhook.admission.pipeline import mutate_body, validate_body
+from webhook.review.facts import FactGatherer
 
 TARGET = ("pullguard", "pullguard-policy", "policy.yaml")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from policies.config import DEFAULT_POLICY
 from policies.model import Mode
-from webhook.cluster_wiring import _policy_callback
 from webhook.metrics import Metrics
-from webhook.policy_source import PolicyHolder
+from webhook.sources.cluster import _policy_callback
+from webhook.sources.policy import PolicyHolder
 
 
 def holder() -> tuple[PolicyHolder, Metrics]:

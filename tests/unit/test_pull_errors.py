@@ -1,4 +1,4 @@
-"""policies.pull_errors: real runtime texts (tests/data/pull_errors/, credited there) -> class, image, host."""
+"""webhook.explain.pull_errors: real runtime texts (tests/data/pull_errors/, credited there) -> class, image, host."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from policies.model import LookupStatus
-from policies.pull_errors import REPRODUCED_BY, PullErrorClass, classify
+from webhook.explain.pull_errors import REPRODUCED_BY, PullErrorClass, classify
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pull_errors" / "texts.yaml"
 ENTRIES: list[dict[str, Any]] = yaml.safe_load(DATA.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Tests for policies.pull_secret_parse.
+"""Tests for policies.image.pull_secret_parse.
 
 Cases marked "upstream" are ported from Kubernetes (Apache-2.0), pkg/credentialprovider/config_test.go:
 TestReadDockerConfigFile (its content, without the file), TestDockerConfigJsonJSONDecode,
@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from policies.pull_secret_parse import (
+from policies.image.pull_secret_parse import (
     SECRET_TYPE_DOCKER_CONFIG_JSON,
     SECRET_TYPE_DOCKERCFG,
     DockerConfigEntry,

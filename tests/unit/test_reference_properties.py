@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from policies import reference as ref
+from policies.image import reference as ref
 
 PARSERS: dict[str, Callable[[str], ref.Reference]] = {
     "parse": ref.parse,

@@ -2,7 +2,7 @@
 
 Each row of tests/data/reference/*.json is one test, asserting what the Go test asserts (see the
 README there). `go_oracle_cases.json` adds the outputs the Go package itself gave for edge cases (its
-`path_match` outputs are replayed by test_go_compat.py, against policies._go).
+`path_match` outputs are replayed by test_go_compat.py, against policies.image.go_ports).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from policies import reference as ref
-from policies._reference_grammar import ANCHORED_NAME_RE, DOMAIN_RE, IDENTIFIER_RE, REFERENCE_RE
+from policies.image import reference as ref
+from policies.image._reference_grammar import ANCHORED_NAME_RE, DOMAIN_RE, IDENTIFIER_RE, REFERENCE_RE
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "reference"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from policies.image.pull_secret_parse import Credential, CredentialSource
 from policies.model import LookupStatus
-from policies.pull_secret_parse import Credential, CredentialSource
 from webhook.registry.auth import Authenticator, AuthError, may_carry_credentials
 from webhook.registry.challenge import Challenge, parse_challenges
 

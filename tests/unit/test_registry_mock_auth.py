@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from policies.image.pull_secret_parse import Credential
 from policies.model import LookupStatus
-from policies.pull_secret_parse import Credential
 from tests.unit.registry_mock import (
     IMAGE,
     OTHER,

@@ -10,8 +10,8 @@ import pytest
 
 from policies.checks import image_exists
 from policies.config import parse_policy
+from policies.image.pull_secret_parse import Credential, CredentialSource
 from policies.model import ContainerImage, ContainerKind, Facts, ImageFacts, LookupStatus, PodContext
-from policies.pull_secret_parse import Credential, CredentialSource
 from webhook.registry.auth import Authenticator, AuthError
 from webhook.registry.bodies import BodyTooLarge, DigestMismatch, read_capped, verify
 from webhook.registry.challenge import Challenge

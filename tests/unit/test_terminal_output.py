@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from policies.pull_errors import MAX_CLASSIFIED_CHARS, PullErrorClass, classify
+from webhook.explain.pull_errors import MAX_CLASSIFIED_CHARS, PullErrorClass, classify
 from webhook.logs import terminal_text
 
 ESCAPES = ("\x1b", "\x07", "\x9b", "\u202e", "\u2028", "\r")

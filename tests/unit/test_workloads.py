@@ -6,7 +6,7 @@ import pytest
 
 from policies.model import ContainerKind
 from tests.reviews import manifest, manifests
-from webhook.workloads import MalformedObjectError, extract
+from webhook.review.workloads import MalformedObjectError, extract
 
 
 def images_of(obj: dict, **kwargs: object) -> list[tuple[str, str, str]]:

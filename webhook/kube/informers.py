@@ -28,8 +28,8 @@ from typing import Any
 
 from kubernetes import client, config
 
+from policies.image.pull_secret_parse import PULL_SECRET_TYPES
 from policies.model import NodeFacts, SecretFacts, ServiceAccountFacts
-from policies.pull_secret_parse import PULL_SECRET_TYPES
 from webhook.kube.reflector import TABLE_ACCEPT, Reflector
 from webhook.kube.view import namespace_labels, node_facts, secret_facts, service_account_facts
 

@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from webhook.kube.pages import list_page
 from webhook.kube.streams import abort_response, describe_error, watch_lines
-from webhook.memory import return_freed_memory
+from webhook.util.memory import return_freed_memory
 
 log = logging.getLogger("pullguard.kube")
 

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from policies.image.reference import InvalidReference
 from policies.model import NodeFacts, SecretFacts, ServiceAccountFacts, pull_form
-from policies.reference import InvalidReference
 
 
 class ClusterView(Protocol):

@@ -3,7 +3,7 @@ credentials a node would send.
 
 Ported from Kubernetes (Apache-2.0) pkg/credentialprovider/plugin/:
   plugins.go  externalCredentialProviderKeyring.Lookup: every provider, in config order, adds what it gives into
-              one BasicDockerKeyring (policies.keyring.Keyring), which is then looked up for the image
+              one BasicDockerKeyring (policies.image.keyring.Keyring), which is then looked up for the image
   plugin.go   pluginProvider.provide: isImageAllowed, the service account handling (requireServiceAccount,
               required / optional annotation keys), the cache (keyed by cacheKeyType, plus the service
               account when tokenAttributes apply; looked up image, registry, global; expiring after
@@ -44,9 +44,9 @@ from policies.credential_providers import (
     service_account_key,
     token_hash,
 )
-from policies.keyring import Keyring
+from policies.image.keyring import Keyring
+from policies.image.pull_secret_parse import Credential, CredentialSource, DockerConfigEntry
 from policies.model import PodContext
-from policies.pull_secret_parse import Credential, CredentialSource, DockerConfigEntry
 from webhook.node.plugin_exec import EXEC_TIMEOUT_SECONDS, ExecFailure, run_plugin
 
 __all__ = [
@@ -237,7 +237,7 @@ class CredentialProviders:
         return tuple(p.spec.name for p in self._plugins if p.spec.matches(image))
 
     async def credentials(self, image: str, pod: PodContext, *, budget_seconds: float) -> ProviderCredentials:
-        """externalCredentialProviderKeyring.Lookup for `image` (policies.keyring.repo_to_pull of the image as
+        """externalCredentialProviderKeyring.Lookup for `image` (policies.image.keyring.repo_to_pull of the image as
         written) and `pod`, waiting at most `budget_seconds` for any plugin."""
         deadline = asyncio.get_running_loop().time() + budget_seconds
         plugins = [p for p in self._plugins if p.spec.matches(image)]

@@ -14,15 +14,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from policies.keyring import Keyring
-from policies.pull_secret_parse import (
+from policies.image.keyring import Keyring
+from policies.image.pull_secret_parse import (
     Credential,
     CredentialSource,
     PullSecretError,
     read_docker_config_json,
     read_dockercfg,
 )
-from webhook.files import Signature, file_signature
+from webhook.util.files import Signature, file_signature
 
 log = logging.getLogger("pullguard.node")
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from policies.config import NodeCredentialsConfig, Policy
 from policies.credential_providers import ProviderConfigError
 from policies.credentials import NodeCredentials
-from policies.keyring import repo_to_pull
+from policies.image.keyring import repo_to_pull
 from policies.model import ContainerImage, Workload
-from webhook.files import Signature, file_signature
 from webhook.node.credential_providers import CredentialProviders, ProviderCredentials, ServiceAccountTokens
 from webhook.node.docker_config_files import NodeConfigFiles
+from webhook.util.files import Signature, file_signature
 
 log = logging.getLogger("pullguard.node")
 

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 from policies.config import RegistryConfig
+from policies.image.pull_secret_parse import Credential
 from policies.model import ImageFacts, LookupStatus
-from policies.pull_secret_parse import Credential
 
 Value = TypeVar("Value")
 

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import time
 
-from policies._go import split_host_port
+from policies.image.go_ports import split_host_port
 
 # AWS's IPv6 instance metadata service (fd00:ec2::254); IPv4 metadata services are all in 169.254.0.0/16.
 _METADATA = {ipaddress.ip_address("fd00:ec2::254")}

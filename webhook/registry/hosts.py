@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from policies._go import MISSING_PORT, split_host_port
+from policies.image.go_ports import MISSING_PORT, split_host_port
 from webhook.registry.endpoint import (
     _KNOWN_CAPABILITIES,
     DEFAULT_CAPABILITIES,

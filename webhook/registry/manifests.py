@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies import platforms
+from policies.image import platforms
+from policies.image.platforms import Platform
 from policies.model import INDEX_MEDIA_TYPES
-from policies.platforms import Platform
-from webhook.json_object import json_object
+from webhook.util.json_object import json_object
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

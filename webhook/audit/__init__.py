@@ -1,0 +1,1 @@
+"""The background audit and its Lease."""

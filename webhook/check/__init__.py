@@ -1,0 +1,1 @@
+"""`pullguard check`: inputs, inventory, budget, progress."""

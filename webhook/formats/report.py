@@ -1,0 +1,239 @@
+"""What `pullguard check` found and what it did: findings at the line of their `image:`, every object accounted
+for, and the table and JSON renderings of both (SARIF: webhook/formats/sarif.py). The text of a finding is
+policies/render.py's, as in every other output."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from policies import render
+from policies.model import Finding, JudgedFinding, Workload
+from webhook.util.manifests import SUFFIXES, Document, Manifests
+
+EXIT_CLEAN, EXIT_ENFORCED, EXIT_INPUT = 0, 1, 2
+UNVERIFIABLE_HINT = "check with --kubeconfig, or put the Secrets in the input and pass --complete-input"
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    file: str
+    line: int | None
+    kind: str | None
+    namespace: str | None
+    name: str | None
+    reason: str
+    error: bool = False  # unreadable input: the run ends with exit status 2
+
+
+@dataclass(slots=True)
+class Inventory:
+    workloads: list[tuple[Document, Workload]] = field(default_factory=list)
+    cluster_objects: list[dict[str, Any]] = field(default_factory=list)  # Secrets, ServiceAccounts, Nodes used
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Skipped]:
+        return [s for s in self.skipped if s.error]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    document: Document
+    workload: Workload
+    judged: JudgedFinding
+    line: int  # of the `image:` field (or its closest parent written in the file)
+    column: int
+
+    @property
+    def finding(self) -> Finding:
+        return self.judged.finding
+
+
+@dataclass(slots=True)
+class Report:
+    paths: list[str]
+    manifests: Manifests
+    inventory: Inventory
+    results: list[Result]
+    cluster_source: str  # kubeconfig | input | none
+    unverifiable: Counter[tuple[str, str]] = field(default_factory=Counter)  # (namespace, secret): references
+    fail_on: str = "enforce"  # enforce: enforced findings fail the run; warn: every non-advisory finding does
+
+    @property
+    def images(self) -> int:
+        return sum(len(workload.images) for _, workload in self.inventory.workloads)
+
+    @property
+    def enforced(self) -> int:
+        return sum(r.judged.denies for r in self.results)
+
+    @property
+    def failing(self) -> int:
+        """The findings that fail the run at the `fail_on` level (advisory ones never do)."""
+        if self.fail_on == "warn":
+            return sum(r.judged.denies or not r.finding.advisory for r in self.results)
+        return self.enforced
+
+    @property
+    def exit_code(self) -> int:
+        """Unreadable input outranks a failing finding: what was not read may hide worse."""
+        if self.inventory.errors:
+            return EXIT_INPUT
+        return EXIT_ENFORCED if self.failing else EXIT_CLEAN
+
+    @property
+    def nothing_to_check(self) -> str | None:
+        if self.inventory.workloads or self.inventory.errors:
+            return None  # errors say why on their own, and exit 2
+        where = ", ".join("stdin" if p == "-" else p for p in self.paths)
+        if not self.manifests.documents:
+            return f"nothing to check: no Kubernetes objects in {where}"
+        skipped = _count(len(self.inventory.skipped), "object")
+        return f"nothing to check: no workload to check in {where} ({skipped} skipped)"
+
+    def notes(self) -> list[str]:
+        notes = [self.nothing_to_check] if self.nothing_to_check else []
+        if self.manifests.ignored:
+            suffixes = ", ".join(SUFFIXES)
+            ignored = _count(self.manifests.ignored, "file")
+            notes.append(f"{ignored} in the directories given not read (the names do not end in {suffixes})")
+        if self.unverifiable:
+            shown = ", ".join(f"{name} in {namespace}" for namespace, name in list(self.unverifiable)[:3])
+            more = f" and {len(self.unverifiable) - 3} more" if len(self.unverifiable) > 3 else ""
+            references, secrets = (
+                _count(self.unverifiable.total(), "reference"),
+                _count(len(self.unverifiable), "secret"),
+            )
+            notes.append(
+                f"pull secrets not verifiable: {references} to {secrets} not in the input ({shown}{more}); "
+                f"{UNVERIFIABLE_HINT}"
+            )
+        return notes
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "files": len(self.manifests.files),
+            "objects": len(self.manifests.documents),
+            "workloads": len(self.inventory.workloads),
+            "images": self.images,
+            "clusterView": len(self.inventory.cluster_objects),
+            "clusterSource": self.cluster_source,
+            "skipped": len(self.inventory.skipped),
+            "errors": len(self.inventory.errors),
+            "findings": len(self.results),
+            "enforced": self.enforced,
+            "failOn": self.fail_on,
+            "failing": self.failing,
+            "unverifiablePullSecrets": self.unverifiable.total(),
+            "ignoredFiles": self.manifests.ignored,
+            "exitCode": self.exit_code,
+            "notes": self.notes(),
+        }
+
+
+def _record(result: Result) -> dict[str, Any]:
+    finding = result.finding
+    return {
+        "check": finding.check,
+        "mode": str(result.judged.mode),
+        "kind": result.workload.kind,
+        "namespace": result.workload.namespace,
+        "name": result.workload.name,
+        "container": finding.container.name,
+        "image": finding.container.image,
+        "reason": str(finding.reason),
+        "message": render.problem(finding),
+        "hint": render.fix(finding),
+        "denies": result.judged.denies,
+        "path": finding.container.display_path,
+        "file": result.document.source,
+        "line": result.line,
+        "column": result.column,
+    }
+
+
+def skipped_record(skipped: Skipped) -> dict[str, Any]:
+    return {
+        "file": skipped.file,
+        "line": skipped.line,
+        "kind": skipped.kind,
+        "namespace": skipped.namespace,
+        "name": skipped.name,
+        "reason": skipped.reason,
+        "error": skipped.error,
+    }
+
+
+def render_json(report: Report) -> str:
+    body = {
+        "findings": [_record(r) for r in report.results],
+        "skipped": [skipped_record(s) for s in report.inventory.skipped],
+        "summary": report.summary(),
+    }
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def render_table(report: Report) -> str:
+    rows = [
+        (
+            "DENY" if r.judged.denies else str(r.judged.mode),
+            r.finding.check,
+            str(r.finding.reason),
+            f"{r.document.source}:{r.line}",
+            _object(r.workload.kind, r.workload.namespace, r.workload.name),
+            r.finding.container.name,
+            r.finding.container.image,
+            render.table_cell(r.finding),
+        )
+        for r in report.results
+    ]
+    header = ("MODE", "CHECK", "REASON", "FILE:LINE", "OBJECT", "CONTAINER", "IMAGE", "PROBLEM")
+    lines = [*_columns([header, *rows]), ""] if rows else []
+    summary = report.summary()
+    counts = f"{_count(summary['findings'], 'finding')}, {summary['enforced']} enforced"
+    if report.fail_on == "warn":
+        counts += f", {summary['failing']} failing (--fail-on warn)"
+    lines.append(counts if report.results else "no findings")
+    checked = ", ".join(
+        _count(summary[key], noun)
+        for key, noun in (("objects", "object"), ("workloads", "workload"), ("images", "image"))
+    )
+    lines.append(f"checked {_count(summary['files'], 'file')}: {checked}")
+    if report.inventory.cluster_objects:
+        used = _count(summary["clusterView"], "object")
+        lines.append(f"cluster view: {used} from the input (Secrets, ServiceAccounts, Nodes)")
+    benign = [s for s in report.inventory.skipped if not s.error]
+    if benign:
+        lines.append(f"skipped {_count(len(benign), 'object')}:")
+        lines += _columns([_skipped_row(s) for s in benign], indent="  ")
+    if report.inventory.errors:
+        lines.append(f"unreadable ({len(report.inventory.errors)}, exit status 2):")
+        lines += _columns([_skipped_row(s) for s in report.inventory.errors], indent="  ")
+    lines += report.notes()
+    return "\n".join(lines) + "\n"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _object(kind: str | None, namespace: str | None, name: str | None) -> str:
+    return "/".join(part for part in (kind, namespace, name) if part)
+
+
+def _skipped_row(skipped: Skipped) -> tuple[str, ...]:
+    where = f"{skipped.file}:{skipped.line}" if skipped.line is not None else skipped.file
+    return where, _object(skipped.kind, skipped.namespace, skipped.name) or "-", skipped.reason
+
+
+def _columns(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
+    """Left-aligned columns; the last one is not padded (it is the long free text)."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    padded = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) for row in rows)
+    return [f"{indent}{cells}  {row[-1]}" for cells, row in zip(padded, rows, strict=True)]

@@ -1,0 +1,1 @@
+"""Process wiring for `pullguard serve`."""

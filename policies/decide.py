@@ -17,9 +17,8 @@ def decide(
     """Run every enabled check on every image; deny when an enforced check found a definite problem.
 
     An `unknown` finding (the outcome could not be established) denies only under `failurePolicy: closed`.
+    Whether to run at all was decided before (`policies.plan.scope`).
     """
-    if policy.excludes(workload.namespace):
-        return Decision(allowed=True)
     enabled = [
         (spec.run, mode) for spec in checks if (mode := policy.mode_for(spec.name, workload.namespace)) is not Mode.OFF
     ]
@@ -43,9 +42,8 @@ def allowed_unchecked(policy: Policy) -> bool:
 
 def mutate(workload: Workload, facts: Facts, policy: Policy, meta: ObjectMeta | None = None) -> MutateDecision:
     """The mutating side only rewrites (and says which images it kept, and why); the validating side reports
-    the checks' findings, so users see each of those once."""
-    if policy.excludes(workload.namespace) or not policy.mirrors:
-        return MutateDecision(allowed=True)
+    the checks' findings, so users see each of those once. Whether to run at all was decided before
+    (`policies.plan.scope`)."""
     outcomes = plan(workload, facts, policy, meta)
     return MutateDecision(
         allowed=True, findings=skip_findings(outcomes), patch=patch_for(outcomes, meta), mirror_outcomes=outcomes

@@ -1,4 +1,9 @@
-"""Which registry lookups one review needs, and with which credentials: planned here, fetched by the webhook.
+"""Whether a review has anything to do, and which registry lookups it needs with which credentials: decided here,
+fetched by the webhook.
+
+`scope` is the one home of "should anything happen" (an excluded namespace, no image, nothing enabled, no mirror
+rule): every caller enters through `webhook.review.review`, which asks it once, before any I/O. `plan` and the
+decisions after it may assume the answer was "yes".
 
 The plan follows the kubelet: each distinct pull reference once, with the credentials its keyring would send
 (the pod's pull secrets, read once per review); an image that is never pulled (`imagePullPolicy: Never`) is never
@@ -42,22 +47,45 @@ class Lookup(NamedTuple):  # a tuple: built per image per review, and a dict key
     credentials: tuple[Credential, ...]  # what the kubelet would send, in the order it tries them
 
 
+class Skip(StrEnum):
+    """Why a review has nothing to do."""
+
+    EXCLUDED = "excluded"  # the namespace is in the policy's excludeNamespaces
+    NO_IMAGES = "noImages"
+    NOTHING_ENABLED = "nothingEnabled"  # validating: every check is off for this namespace
+    NO_MIRROR_RULE = "noMirrorRule"  # mutating: the policy has no mirror rule
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     credentials: PodCredentials | None  # None: no cluster view, so the pod's secrets are unknown
     lookups: tuple[Lookup, ...]
 
 
+CHECKS = tuple(spec.name for spec in ALL_CHECKS)
 REGISTRY_CHECKS = tuple(spec.name for spec in ALL_CHECKS if spec.needs_registry)
+
+
+def scope(workload: Workload, policy: Policy, side: Side, *, exclusions: bool = True) -> Skip | None:
+    """Why `side` has nothing to do for `workload`, or None: it has. `exclusions=False` reviews even an excluded
+    namespace (`explain`: the user named the pod)."""
+    if exclusions and policy.excludes(workload.namespace):
+        return Skip.EXCLUDED
+    if not workload.images:
+        return Skip.NO_IMAGES
+    if side is Side.MUTATE:
+        return None if policy.mirrors else Skip.NO_MIRROR_RULE
+    namespace = workload.namespace
+    if all(policy.mode_for(check, namespace) is Mode.OFF for check in CHECKS):
+        return Skip.NOTHING_ENABLED
+    return None
 
 
 def plan(
     workload: Workload, cluster: ClusterFacts, policy: Policy, side: Side, node: NodeCredentials | None = None
 ) -> Plan:
-    """The lookups `side` needs for `workload` (none in an excluded namespace), each with the pod's credentials
+    """The lookups `side` needs for `workload` (which `scope` let through), each with the pod's credentials
     followed by the node's (`node`), as the kubelet unions them."""
-    if policy.excludes(workload.namespace) or not workload.images or (side is Side.MUTATE and not policy.mirrors):
-        return Plan(None, ())
     credentials = pod_credentials(workload.images[0].pod, cluster) if cluster.known else None
     keyrings = _Keyrings(credentials, node)
     if side is Side.VALIDATE:
@@ -70,7 +98,7 @@ def plan(
 def credentials_only(workload: Workload, cluster: ClusterFacts, policy: Policy, side: Side) -> Plan:
     """What a caller that cannot look anything up (offline) still needs: the pod's credentials, which the
     validating side's pullSecrets check reads. Planning a large object's lookups would be wasted work."""
-    if side is Side.MUTATE or policy.excludes(workload.namespace) or not workload.images or not cluster.known:
+    if side is Side.MUTATE or not cluster.known:
         return Plan(None, ())
     return Plan(pod_credentials(workload.images[0].pod, cluster), ())
 
@@ -113,7 +141,7 @@ def _image_lookups(workload: Workload, policy: Policy, keyrings: _Keyrings) -> t
 def _mirror_lookups(
     workload: Workload, policy: Policy, cluster: ClusterFacts, keyrings: _Keyrings
 ) -> tuple[Lookup, ...]:
-    if not policy.mirrors or mirrors.opt_out(None, cluster):
+    if mirrors.opt_out(None, cluster):
         return ()
     targets: dict[str, Lookup] = {}
     sources: dict[str, Lookup] = {}

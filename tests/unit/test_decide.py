@@ -36,9 +36,9 @@ def test_invalid_reference_denied_by_default_and_latest_warned() -> None:
     assert modes("", "Bad Name", "nginx") == [("reference", Mode.ENFORCE, True), ("latestTag", Mode.WARN, False)]
 
 
-def test_excluded_namespace_is_untouched() -> None:
-    assert modes("mode: enforce", "nginx", namespace="kube-system") == []
-    assert modes("mode: enforce\nexcludeNamespaces: []", "nginx", namespace="kube-system") != []
+def test_decide_judges_whatever_it_is_given() -> None:
+    """Exclusions are decided once, before: policies.plan.scope (tests/unit/test_review_scope.py)."""
+    assert modes("mode: enforce", "nginx", namespace="kube-system") != []
 
 
 def test_namespace_override() -> None:
@@ -70,4 +70,3 @@ def test_mutate_only_patches() -> None:
         ("replace", "/spec/containers/0/image", "m.example.com/library/nginx"),
         ("add", "/metadata/annotations", {"pullguard.io/original-images": '{"spec.containers[0]":"nginx"}'}),
     ]
-    assert mutate(workload("nginx", namespace="kube-system"), Facts(), policy).patch == ()

@@ -1,23 +1,24 @@
 """One review, one direction: envelope -> images -> plan and facts -> pure decision -> response.
 
-`validate_body` and `mutate_body` are the HTTP routes' entries; `pullguard check` uses the same facts and
-decisions (FactGatherer, policies.decide).
+`validate_body` and `mutate_body` are the HTTP routes' entries. The review itself is `webhook.review.review`, as
+for `check`, `explain` and the audit; this module adds what only admission needs: the envelope, the worker
+thread for large objects, the patch check and the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 from policies.config import Policy
-from policies.decide import allowed_unchecked, decide, mutate
-from policies.mirrors import MutateDecision, object_meta
-from policies.model import Decision, Facts, Workload
+from policies.decide import allowed_unchecked
+from policies.mirrors import MutateDecision
+from policies.model import Decision, Workload
 from policies.plan import Side
 from webhook.admission.envelope import (
     ProtocolError,
@@ -34,6 +35,7 @@ from webhook.admission.wire import AdmissionReviewResponse
 from webhook.limits import OFFLOAD_BODY_BYTES, OFFLOAD_IMAGES, clip
 from webhook.logs import REVIEW_LOGGER
 from webhook.review.facts import FactGatherer
+from webhook.review.review import review as reviewed
 
 log = logging.getLogger(REVIEW_LOGGER)
 T = TypeVar("T")
@@ -60,31 +62,6 @@ class Outcome:
         return "warned" if self.decision.findings else "allowed"
 
 
-async def judge(
-    workload: Workload,
-    policy: Policy,
-    gatherer: FactGatherer,
-    side: Side,
-    *,
-    offload: bool = False,
-    document: Mapping[str, Any] | None = None,
-) -> Decision:
-    """`document` is the raw object: the mutating side reads its annotations (opt-out, originals recorded)."""
-    facts = await gatherer.gather(workload, policy, side)
-    if offload:
-        return await _in_worker(_DECIDERS[side], workload, facts, policy, document)
-    return _DECIDERS[side](workload, facts, policy, document)
-
-
-def _validate(workload: Workload, facts: Facts, policy: Policy, document: Mapping[str, Any] | None) -> Decision:
-    return decide(workload, facts, policy)
-
-
-def _mutate(workload: Workload, facts: Facts, policy: Policy, document: Mapping[str, Any] | None) -> Decision:
-    return mutate(workload, facts, policy, object_meta(document, workload))
-
-
-_DECIDERS = {Side.VALIDATE: _validate, Side.MUTATE: _mutate}
 PolicyConfigMap = tuple[str, str, str]  # namespace, name, key: the ConfigMap `serve` reads its policy from
 
 
@@ -131,7 +108,8 @@ async def _review_body(
                 return Outcome(review, None, None, await _in_worker(policy_verdict, review, key))
         return Outcome(review, None, None, allow(review))
     try:
-        decision = await judge(workload, policy, gatherer, side, offload=offload, document=review.object)
+        worker = _in_worker if offload else None
+        decision = (await reviewed(workload, policy, side, gatherer, document=review.object, offload=worker)).decision
     except Exception:  # a bug of ours must not become a 500: answer as failurePolicy says
         log.exception("review failed", extra={"fields": {"uid": clip(review.uid), "kind": clip(review.kind)}})
         return Outcome(review, workload, None, unverified(review, allowed_unchecked(policy)))

@@ -33,9 +33,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as MetricCounter
 
 from policies.config import Policy
-from policies.decide import decide
 from policies.model import ImageFacts
-from policies.plan import Lookup
+from policies.plan import Lookup, Side, Skip
 from webhook.audit.lease import Lease
 from webhook.formats.policyreport import (
     GROUP,
@@ -49,6 +48,7 @@ from webhook.formats.policyreport import (
 )
 from webhook.registry.client import RegistryClient
 from webhook.review.facts import FactGatherer
+from webhook.review.review import review
 from webhook.review.workloads import MalformedObjectError, extract
 
 log = logging.getLogger("pullguard.audit")
@@ -101,11 +101,11 @@ class _ThrottledGatherer(FactGatherer):
         super().__init__(gatherer.registry, gatherer.cluster, gatherer.node)
         self._bucket = bucket
 
-    async def _fetch(  # type: ignore[override]
+    async def _fetch(
         self, registry: RegistryClient, missing: Sequence[Lookup], policy: Policy
     ) -> dict[Lookup, ImageFacts]:
         await self._bucket.take(len(missing))  # before the review's budget starts, so waiting is no timeout
-        return await FactGatherer._fetch(registry, missing, policy)
+        return await super()._fetch(registry, missing, policy)
 
 
 class PolicySource(Protocol):
@@ -243,15 +243,14 @@ class Auditor:
         for kind, obj in await asyncio.to_thread(self._workloads):
             metadata = obj.get("metadata") or {}
             namespace = str(metadata.get("namespace") or "default")
-            if policy.excludes(namespace):
-                continue
             try:
                 workload = extract(kind, obj)
             except MalformedObjectError as exc:
                 log.warning("audit: unreadable workload", extra={"fields": {"kind": kind, "error": str(exc)}})
                 continue
-            facts = await self._gatherer.gather(workload, policy)
-            decision = decide(workload, facts, policy)
+            decision, _, skipped = await review(workload, policy, Side.VALIDATE, self._gatherer)
+            if skipped is Skip.EXCLUDED:
+                continue  # an excluded namespace gets no report at all
             uid = str(metadata.get("uid") or "")
             audited[namespace].append(
                 AuditedWorkload(kind, namespace, workload.name, uid, len(workload.images), decision.findings)

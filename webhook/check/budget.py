@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
 from dataclasses import replace
 
-from policies.config import Policy
+from policies.config import Policy, RegistryConfig
 from policies.model import ImageFacts, LookupStatus
-from policies.plan import Lookup
 from webhook.check.progress import Progress
 from webhook.kube.view import ClusterView
 from webhook.registry.client import RegistryClient
-from webhook.review.facts import FactGatherer
+from webhook.review.facts import DEADLINE_MARGIN_SECONDS, FactGatherer
 
 _OWN_TIMEOUT = re.compile(r"no answer within [0-9.]+(?:e[+-]?[0-9]+)?s\b")  # the client's words for its deadline
-MARGIN_SECONDS = 0.25  # the lookup's own deadline strikes first and names what it was waiting for
 
 
 class BudgetedGatherer(FactGatherer):
@@ -43,37 +40,20 @@ class BudgetedGatherer(FactGatherer):
         self.budget = budget
         self.progress = progress
 
-    async def _fetch(  # type: ignore[override]  # an instance method here: it needs the deadline
-        self, registry: RegistryClient, missing: Sequence[Lookup], policy: Policy
-    ) -> dict[Lookup, ImageFacts]:
-        loop = asyncio.get_running_loop()
-        remaining = self.deadline - loop.time()
+    def _budget(self, policy: Policy) -> tuple[RegistryConfig, float, str]:
+        remaining = self.deadline - asyncio.get_running_loop().time()
         detail = f"no answer within the run's --timeout budget of {self.budget:g}s"
-        if remaining <= 0:
-            return {key: _timed_out(key.reference, detail) for key in missing}
         # Not validated (the policy caps timeoutSeconds at 30 for the webhook): this is the run's remaining time.
-        config = policy.registry.model_copy(update={"timeout_seconds": remaining})
+        config = policy.registry.model_copy(update={"timeout_seconds": max(remaining, 1e-3)})
+        return config, remaining + DEADLINE_MARGIN_SECONDS if remaining > 0 else 0.0, detail
+
+    def _started(self, task: asyncio.Task[ImageFacts]) -> None:
         progress = self.progress
-        tasks: dict[Lookup, asyncio.Task[ImageFacts]] = {}
-        for key in missing:
-            task = asyncio.create_task(registry.lookup(key.reference, key.credentials, config))
-            if progress is not None:
-                progress.lookup_started()
-                task.add_done_callback(lambda _: progress.lookup_done())
-            tasks[key] = task
-        await asyncio.wait(tasks.values(), timeout=remaining + MARGIN_SECONDS)
-        results: dict[Lookup, ImageFacts] = {}
-        for key, task in tasks.items():
-            if task.done() and not task.cancelled() and task.exception() is None:
-                facts = task.result()
-                if facts.status is LookupStatus.TIMEOUT:
-                    facts = replace(facts, detail=_OWN_TIMEOUT.sub(detail, facts.detail))
-                results[key] = facts
-                continue
-            task.cancel()
-            results[key] = _timed_out(key.reference, detail)
-        return results
+        if progress is not None:
+            progress.lookup_started()
+            task.add_done_callback(lambda _: progress.lookup_done())
 
-
-def _timed_out(reference: str, detail: str) -> ImageFacts:
-    return ImageFacts(reference, LookupStatus.TIMEOUT, reference.split("/", 1)[0], detail=detail)
+    def _answered(self, facts: ImageFacts, detail: str) -> ImageFacts:
+        if facts.status is LookupStatus.TIMEOUT:
+            return replace(facts, detail=_OWN_TIMEOUT.sub(detail, facts.detail))
+        return facts

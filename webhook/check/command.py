@@ -17,8 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from policies.config import DEFAULT_POLICY, Policy, PolicyError
-from policies.decide import decide, mutate
-from policies.mirrors import MirrorOutcome, object_meta
+from policies.mirrors import MirrorOutcome, MutateDecision
 from policies.model import ContainerImage, Decision, JudgedFinding, Workload
 from policies.plan import Side
 from policies.render import mirror_outcome_text
@@ -31,6 +30,7 @@ from webhook.formats.sarif import render_sarif
 from webhook.kube.view import ClusterView, StaticClusterView
 from webhook.logs import terminal_safe_json, terminal_text
 from webhook.registry.client import RegistryClient
+from webhook.review.review import review
 from webhook.sources.cluster import ClusterAccessError, ClusterConnection, check_access, connect, open_api, wait_synced
 from webhook.sources.policy_file import read_policy_file
 from webhook.util.manifests import Document, Manifests, read
@@ -147,15 +147,14 @@ async def _judge_all(
     async def judge(document: Document, workload: Workload) -> tuple[Decision, tuple[str, ...]]:
         kept: tuple[JudgedFinding, ...] = ()
         if options.mutate:  # as the API server runs them: mutating webhooks, then validating ones
-            mutated = mutate(workload, await gatherer.gather(workload, policy, Side.MUTATE), policy,
-                             object_meta(document.body, workload))  # fmt: skip
-            outcomes[id(document)] = mutated.mirror_outcomes
-            workload, kept = rewritten(workload, mutated.mirror_outcomes), mutated.findings
-        facts = await gatherer.gather(workload, policy)
+            mutated = (await review(workload, policy, Side.MUTATE, gatherer, document=document.body)).decision
+            if isinstance(mutated, MutateDecision):
+                outcomes[id(document)] = mutated.mirror_outcomes
+                workload, kept = rewritten(workload, mutated.mirror_outcomes), mutated.findings
+        decision, facts, _ = await review(workload, policy, Side.VALIDATE, gatherer)
         unseen = unverifiable(workload.images[0].pod, facts.cluster) if workload.images else ()
         if progress is not None:
             progress.workload_done()
-        decision = decide(workload, facts, policy)
         if kept:
             decision = Decision(allowed=decision.allowed, findings=kept + decision.findings, patch=decision.patch)
         return decision, unseen

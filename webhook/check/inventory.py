@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from policies.config import Policy
+from policies.plan import Side, Skip, scope
 from webhook.formats.report import Inventory, Skipped
 from webhook.kube.view import StaticClusterView
 from webhook.review.workloads import MalformedObjectError, extract, is_workload
@@ -79,7 +80,7 @@ def take_stock(
             except MalformedObjectError as exc:
                 stock.skipped.append(Skipped(doc.source, doc.line, kind, namespace, name, f"{kind}: {exc}", error=True))
                 continue
-            if policy.excludes(workload.namespace):
+            if scope(workload, policy, Side.VALIDATE) is Skip.EXCLUDED:  # the review would skip it: say so here
                 reason = f"namespace {workload.namespace} is excluded by the policy (excludeNamespaces)"
                 stock.skipped.append(Skipped(doc.source, doc.line, kind, workload.namespace, workload.name, reason))
             else:

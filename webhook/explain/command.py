@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from policies.config import DEFAULT_POLICY, Policy, PolicyError
-from policies.decide import decide
 from policies.model import Decision, ImageFacts, Workload
+from policies.plan import Side
 from webhook.explain.cluster import JSON, KINDS, ClusterReadError, PodSource, newest_first
 from webhook.explain.pods import SANDBOX, FailingContainer, failing_containers, owner_label
 from webhook.explain.render import (
@@ -40,6 +40,7 @@ from webhook.kube.view import ClusterView
 from webhook.logs import terminal_text
 from webhook.registry.client import RegistryClient
 from webhook.review.facts import FactGatherer
+from webhook.review.review import review
 from webhook.review.workloads import MalformedObjectError, extract
 from webhook.sources.cluster import ClusterConnection, connect, wait_synced
 from webhook.sources.policy_file import read_policy_file
@@ -186,8 +187,6 @@ def _key(pod: JSON) -> tuple[str, str]:
 async def _explain(
     selected: Selected, policy: Policy, offline: bool, kubeconfig: str | None, report: ExplainReport
 ) -> None:
-    # The pods are named by the user: judge them even in namespaces the webhook skips (kube-system's pause image).
-    policy = policy.model_copy(update={"exclude_namespaces": ()})
     connection = None if offline else _connect(kubeconfig, report)
     registry = None if offline else RegistryClient()
     view: ClusterView | None = connection.view if connection is not None else None
@@ -277,8 +276,8 @@ async def _judge_pod(
 async def _decide(
     workload: Workload, gatherer: FactGatherer, policy: Policy, failing: list[FailingContainer]
 ) -> dict[str, tuple[Decision | None, ImageFacts | None]]:
-    facts = await gatherer.gather(workload, policy)
-    decision = decide(workload, facts, policy)
+    # The pods are named by the user: judged even in namespaces the webhook skips (kube-system's pause image).
+    decision, facts, _ = await review(workload, policy, Side.VALIDATE, gatherer, exclusions=False)
     judged: dict[str, tuple[Decision | None, ImageFacts | None]] = {}
     for f in failing:
         kind = "containers" if f.kind == SANDBOX else f.kind

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from policies.config import Policy
+from policies.config import Policy, RegistryConfig
 from policies.credentials import pull_secret_names
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
 from policies.plan import Lookup, LookupKind, Side, credentials_only, plan
@@ -60,9 +60,8 @@ class FactGatherer:
 
     async def gather(self, workload: Workload, policy: Policy, side: Side = Side.VALIDATE) -> Facts:
         """Run the core's plan for `side`: the validating side looks up the images its checks need, the mutating
-        side the mirror targets it may rewrite to (and the sources whose rule keeps private images)."""
-        if policy.excludes(workload.namespace):
-            return Facts()
+        side the mirror targets it may rewrite to (and the sources whose rule keeps private images). Called by
+        `webhook.review.review` once `policies.plan.scope` said there is something to do."""
         cluster = cluster_facts(self.cluster, workload)
         if self.cluster is not None and any(secret is None for secret in cluster.secrets.values()):
             cluster = await self._confirm_missing(self.cluster, workload.namespace, cluster, policy)
@@ -71,8 +70,8 @@ class FactGatherer:
         # The plugins' answers are cached for hours: a cold one may take half the budget, the lookups the rest.
         node = (
             await self.node.gather(workload, policy, policy.registry.timeout_seconds * PROVIDER_BUDGET_SHARE)
-            if self.node.configured(policy) and (side is Side.VALIDATE or policy.mirrors)
-            else None  # the warm path awaits nothing; the mutating side without mirror rules looks nothing up
+            if self.node.configured(policy)
+            else None  # the warm path awaits nothing
         )
         planned = plan(workload, cluster, policy, side, node)
         if not planned.lookups:
@@ -108,25 +107,38 @@ class FactGatherer:
             return cluster
         return replace(cluster, secrets={**cluster.secrets, **dict(zip(missing, found, strict=True))})
 
-    @staticmethod
-    async def _fetch(registry: RegistryClient, missing: Sequence[Lookup], policy: Policy) -> dict[Lookup, ImageFacts]:
+    def _budget(self, policy: Policy) -> tuple[RegistryConfig, float, str]:
+        """The lookups' config, how long to wait for them, and the words for a lookup still unanswered then."""
         budget = policy.registry.timeout_seconds
-        tasks = {
-            lookup: asyncio.ensure_future(registry.lookup(lookup.reference, lookup.credentials, policy.registry))
-            for lookup in missing
-        }
-        await asyncio.wait(tasks.values(), timeout=budget + DEADLINE_MARGIN_SECONDS)
+        return policy.registry, budget + DEADLINE_MARGIN_SECONDS, f"no answer within the review's {budget:g}s budget"
+
+    def _started(self, task: asyncio.Task[ImageFacts]) -> None:
+        """A lookup task began (a hook: `check` counts them for its progress line)."""
+
+    def _answered(self, facts: ImageFacts, detail: str) -> ImageFacts:
+        """A lookup's answer as the review reports it (a hook: `check` words a timeout as its run's budget)."""
+        return facts
+
+    async def _fetch(
+        self, registry: RegistryClient, missing: Sequence[Lookup], policy: Policy
+    ) -> dict[Lookup, ImageFacts]:
+        config, wait, detail = self._budget(policy)
+        if wait <= 0:
+            return {lookup: _timed_out(lookup.reference, detail) for lookup in missing}
+        tasks = {}
+        for lookup in missing:
+            tasks[lookup] = task = asyncio.ensure_future(registry.lookup(lookup.reference, lookup.credentials, config))
+            self._started(task)
+        await asyncio.wait(tasks.values(), timeout=wait)
         results: dict[Lookup, ImageFacts] = {}
         for lookup, task in tasks.items():
             if task.done() and not task.cancelled() and task.exception() is None:
-                results[lookup] = task.result()
+                results[lookup] = self._answered(task.result(), detail)
                 continue
             task.cancel()  # the shared lookup itself is shielded and still fills the cache
-            detail = f"no answer within the review's {budget:g}s budget"
-            reference = lookup.reference
-            results[lookup] = ImageFacts(reference, LookupStatus.TIMEOUT, _domain(reference), detail=detail)
+            results[lookup] = _timed_out(lookup.reference, detail)
         return results
 
 
-def _domain(reference: str) -> str:
-    return reference.split("/", 1)[0]
+def _timed_out(reference: str, detail: str) -> ImageFacts:
+    return ImageFacts(reference, LookupStatus.TIMEOUT, reference.split("/", 1)[0], detail=detail)

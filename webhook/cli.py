@@ -11,10 +11,18 @@ from pathlib import Path
 from policies.config import PolicyError
 from webhook import logs
 from webhook.certs.bundle import generate
+from webhook.certs.settings import CertSettings
 from webhook.check.command import DEFAULT_TIMEOUT_SECONDS, CheckOptions, run_check
 from webhook.check.progress import LINE_SECONDS
 from webhook.explain import command as explain
+from webhook.formats import CHECK_FORMATS, DEFAULT_CHECK_FORMAT
+from webhook.serve.options import ServeOptions
+from webhook.sources.cluster import ClusterAccessError
 from webhook.version import version
+
+# serve's defaults live in ServeOptions and CertSettings (one home each); the flags below read them from here.
+SERVE_DEFAULTS = ServeOptions()
+CERT_DEFAULTS = CertSettings(namespace="")  # the namespace has no default: --manage-certs needs --namespace
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -40,14 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the admission webhook (HTTPS)", formatter_class=_Help)
-    serve.add_argument("--host", default=os.environ.get("PULLGUARD_HOST", "127.0.0.1"), help="address to listen on")
     serve.add_argument(
-        "--port", type=int, default=int(os.environ.get("PULLGUARD_PORT", "8443")), help="port to listen on"
+        "--host", default=os.environ.get("PULLGUARD_HOST", SERVE_DEFAULTS.host), help="address to listen on"
+    )
+    serve.add_argument(
+        "--port", type=int, default=int(os.environ.get("PULLGUARD_PORT", SERVE_DEFAULTS.port)), help="port to listen on"
     )
     serve.add_argument(
         "--cert-dir",
         type=Path,
-        default=Path(os.environ.get("PULLGUARD_CERT_DIR", "certs")),
+        default=Path(os.environ.get("PULLGUARD_CERT_DIR", SERVE_DEFAULTS.cert_dir)),
         help="tls.crt/tls.key (and ca.crt); generated here when absent",
     )
     serve.add_argument(
@@ -57,13 +67,22 @@ def _parser() -> argparse.ArgumentParser:
         help="policy YAML, re-read on change; missing or invalid at start: exit 2 "
         "(default: $PULLGUARD_CONFIG, else the embedded policy)",
     )
+    # None, not the list: "append" would add to the default instead of replacing it
     serve.add_argument(
-        "--dns", action="append", default=None, help="DNS SAN for a generated certificate (default: localhost)"
+        "--dns",
+        action="append",
+        default=None,
+        help=f"DNS SAN for a generated certificate (default: {', '.join(SERVE_DEFAULTS.dns_names)})",
     )
     serve.add_argument(
-        "--ip", action="append", default=None, help="IP SAN for a generated certificate (default: 127.0.0.1, ::1)"
+        "--ip",
+        action="append",
+        default=None,
+        help=f"IP SAN for a generated certificate (default: {', '.join(SERVE_DEFAULTS.ips)})",
     )
-    serve.add_argument("--offline", action="store_true", help="make no registry lookups")
+    serve.add_argument(
+        "--offline", action="store_true", default=SERVE_DEFAULTS.offline, help="make no registry lookups"
+    )
     serve.add_argument(
         "--kubeconfig",
         type=Path,
@@ -76,50 +95,68 @@ def _parser() -> argparse.ArgumentParser:
         help="namespace of the policy ConfigMap, the webhook's own (default: $PULLGUARD_NAMESPACE; unset: no "
         "ConfigMap policy)",
     )
-    serve.add_argument("--policy-configmap", default="pullguard-policy", help="ConfigMap holding policy.yaml")
+    serve.add_argument(
+        "--policy-configmap", default=SERVE_DEFAULTS.policy_configmap, help="ConfigMap holding policy.yaml"
+    )
     serve.add_argument(
         "--manage-certs",
         action="store_true",
         help="keep the CA and serving certificate in a Secret of --namespace (created, rotated at two thirds of "
         "its life) and inject the CA into the webhook configurations; --cert-dir must be writable",
     )
-    serve.add_argument("--tls-secret", default="pullguard-tls", help="with --manage-certs: the Secret")
+    serve.add_argument("--tls-secret", default=CERT_DEFAULTS.secret_name, help="with --manage-certs: the Secret")
     serve.add_argument(
-        "--service", default="pullguard", help="with --manage-certs: the Service whose names the certificate covers"
+        "--service",
+        default=CERT_DEFAULTS.service,
+        help="with --manage-certs: the Service whose names the certificate covers",
     )
     serve.add_argument(
         "--webhook-configuration",
-        default="pullguard",
+        default=CERT_DEFAULTS.webhook_configuration,
         help="with --manage-certs: the Validating/MutatingWebhookConfiguration that gets the CA",
     )
     serve.add_argument(
-        "--cert-check-seconds", type=float, default=60.0, help="with --manage-certs: how often the Secret is read"
+        "--cert-check-seconds",
+        type=float,
+        default=CERT_DEFAULTS.check_seconds,
+        help="with --manage-certs: how often the Secret is read",
     )
     serve.add_argument(
         "--mutate-only-with-mirrors",
         action="store_true",
+        default=SERVE_DEFAULTS.mutating_toggle,
         help="with --manage-certs: while the policy has no mirror rule, keep the mutating webhook inert (a false "
         "matchCondition), so the API server makes no /mutate round trip; restored when a mirror rule appears",
     )
     serve.add_argument(
         "--request-timeout",
         type=float,
-        default=10.0,
+        default=SERVE_DEFAULTS.request_timeout,
         help="seconds a request has to arrive whole, headers and body (slow clients are cut off)",
     )
-    serve.add_argument("--max-connections", type=int, default=1000, help="open connections; beyond them: HTTP 503")
     serve.add_argument(
-        "--metrics-port", type=int, default=0, help="also serve /metrics over plain HTTP on this port (0: off)"
+        "--max-connections",
+        type=int,
+        default=SERVE_DEFAULTS.max_connections,
+        help="open connections; beyond them: HTTP 503",
     )
-    serve.add_argument("--metrics-host", default="0.0.0.0", help="address of --metrics-port")  # noqa: S104
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=SERVE_DEFAULTS.metrics_port,
+        help="also serve /metrics over plain HTTP on this port (0: off)",
+    )
+    serve.add_argument("--metrics-host", default=SERVE_DEFAULTS.metrics_host, help="address of --metrics-port")
     serve.add_argument(
         "--shutdown-delay",
         type=float,
-        default=0.0,
+        default=SERVE_DEFAULTS.shutdown_delay,
         help="on SIGTERM, seconds of answering while /readyz says not ready, so the endpoint is removed first",
     )
     serve.add_argument(
-        "--log-level", default=os.environ.get("PULLGUARD_LOG_LEVEL", "info"), help="debug, info, warning or error"
+        "--log-level",
+        default=os.environ.get("PULLGUARD_LOG_LEVEL", logs.DEFAULT_LEVEL),
+        help="debug, info, warning or error",
     )
 
     make_certs = commands.add_parser(
@@ -147,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, default=None, help="policy YAML (default: the embedded policy)")
     check.add_argument("--offline", action="store_true", help="do not contact registries")
-    check.add_argument("--format", choices=("table", "json", "sarif"), default="table", help="output format")
+    check.add_argument("--format", choices=tuple(CHECK_FORMATS), default=DEFAULT_CHECK_FORMAT, help="output format")
     cluster = check.add_mutually_exclusive_group()
     cluster.add_argument(
         "--kubeconfig",
@@ -214,44 +251,44 @@ def _env_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    """`serve`'s parsed flags as the server takes them."""
+    return ServeOptions(
+        host=args.host,
+        port=args.port,
+        cert_dir=args.cert_dir,
+        config=args.config,
+        dns_names=args.dns or SERVE_DEFAULTS.dns_names,
+        ips=args.ip or SERVE_DEFAULTS.ips,
+        offline=args.offline,
+        kubeconfig=args.kubeconfig,
+        namespace=args.namespace,
+        policy_configmap=args.policy_configmap,
+        request_timeout=args.request_timeout,
+        max_connections=args.max_connections,
+        shutdown_delay=args.shutdown_delay,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        certificates=CertSettings(
+            args.namespace, args.tls_secret, args.service, args.webhook_configuration, args.cert_check_seconds
+        )
+        if args.manage_certs
+        else None,
+        mutating_toggle=args.mutate_only_with_mirrors,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        # Imported here: FastAPI and uvicorn take most of a second to import, which `check` in CI need not pay.
-        from webhook.certs.management import CertSettings  # noqa: PLC0415
-        from webhook.serve.server import ServeOptions, serve  # noqa: PLC0415
-        from webhook.sources.cluster import ClusterAccessError  # noqa: PLC0415
-
         logs.configure(args.log_level)
         if args.manage_certs and not args.namespace:
             print("pullguard serve: --manage-certs needs --namespace (where the Secret lives)", file=sys.stderr)
             return 2
-        defaults = ServeOptions()
-        options = ServeOptions(
-            host=args.host,
-            port=args.port,
-            cert_dir=args.cert_dir,
-            config=args.config,
-            dns_names=args.dns or defaults.dns_names,
-            ips=args.ip or defaults.ips,
-            offline=args.offline,
-            kubeconfig=args.kubeconfig,
-            namespace=args.namespace,
-            policy_configmap=args.policy_configmap,
-            request_timeout=args.request_timeout,
-            max_connections=args.max_connections,
-            shutdown_delay=args.shutdown_delay,
-            metrics_port=args.metrics_port,
-            metrics_host=args.metrics_host,
-            certificates=CertSettings(
-                args.namespace, args.tls_secret, args.service, args.webhook_configuration, args.cert_check_seconds
-            )
-            if args.manage_certs
-            else None,
-            mutating_toggle=args.mutate_only_with_mirrors,
-        )
         try:
-            serve(options)
+            from webhook.serve.server import serve  # noqa: PLC0415 - only `serve` loads the server and FastAPI
+
+            serve(serve_options(args))
         except PolicyError as exc:  # raised before the port is bound: never serve a policy nobody gave
             print(f"pullguard serve: --config {exc}", file=sys.stderr)
             return 2

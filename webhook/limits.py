@@ -8,7 +8,11 @@ One home for every number (README "Limits"). The rules they serve:
 - The work a review costs grows with its containers, so their number per object is capped; bodies over
   `OFFLOAD_BODY_BYTES` are parsed and judged off the event loop, so `/healthz` and small reviews stay fast.
 - An error or log line repeats at most `MAX_ECHO_CHARS` of any input value, and a review's log line lists at most
-  `MAX_LOGGED_FINDINGS` findings.
+  `MAX_LOGGED_FINDINGS` findings and takes at most `MAX_REVIEW_LINE_BYTES`.
+
+Every number of the service, that is: the core's text limits (MAX_WARNING, a warning's length, and
+MAX_WARNINGS_TOTAL, the warnings' total) live in policies/render.py, because the pure core cannot import webhook/.
+This module imports nothing of webhook/: webhook.logs imports it, and the reverse would be a cycle.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ OFFLOAD_BODY_BYTES = 256 * 1024  # larger bodies are parsed and judged in a work
 OFFLOAD_IMAGES = 64  # and so are objects with more images to judge
 MAX_ECHO_CHARS = 200  # of any input value in an error message or a log field
 MAX_LOGGED_FINDINGS = 20  # per review log line; the rest are counted
+MAX_REVIEW_LINE_BYTES = 16 * 1024  # of a review's log line; over it, its findings are counted instead of listed
 MAX_DENIAL_LINE = 512  # of each problem line in a denial's status message
 MAX_DENIAL_LINES = 20  # problem lines in a denial's status message; the rest are counted
 
@@ -54,3 +59,6 @@ def describe(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return f"a {type(value).__name__}"
+
+
+REQUEST_TIMEOUT_SECONDS = 10.0  # the API server sends a review at once; its own webhook timeout is at most 30 s

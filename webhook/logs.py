@@ -2,8 +2,9 @@
 
 The per-review line is the one on the hot path: `review_line()` writes it without building a LogRecord (which
 costs more than judging the review), in the same format and through the same handler lock and stream. Its
-fields arrive bounded (webhook/admission/app.py); should the line still exceed MAX_REVIEW_LINE_BYTES, its findings are
-counted instead of listed. A traceback is kept whole up to MAX_TRACEBACK_CHARS, then head and tail.
+fields arrive bounded (webhook/admission/app.py); should the line still exceed MAX_REVIEW_LINE_BYTES
+(webhook/limits.py), its findings are counted instead of listed. A traceback is kept whole up to
+MAX_TRACEBACK_CHARS, then head and tail.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 import orjson
 
+from webhook.limits import MAX_REVIEW_LINE_BYTES
+
 REVIEW_LOGGER = "pullguard.review"
-MAX_REVIEW_LINE_BYTES = 16 * 1024
+DEFAULT_LEVEL = "info"  # also `serve --log-level`'s default
 MAX_TRACEBACK_CHARS = 16 * 1024
 
 
@@ -80,7 +83,7 @@ def _head_and_tail(text: str, limit: int) -> str:
     return f"{text[:half]}\n...({len(text) - 2 * half} characters left out)...\n{text[-half:]}"
 
 
-def configure(level: str = "info") -> None:
+def configure(level: str = DEFAULT_LEVEL) -> None:
     # Skip what records would carry and we never print (caller lookup walks the stack; see "Optimization"
     # in the logging HOWTO).
     logging._srcfile = None

@@ -1,11 +1,12 @@
-"""A call trace of one validating review, to see the house from the running code: `python -m tests.support.trace_review`.
+"""A call trace of one validating review, the house seen from the running code:
+`python -m tests.support.trace_review`.
 
 One Pod with two images (one private, with a pull secret) goes through the real ASGI app, its facts from a
 registry made of `httpx.MockTransport` handlers and a static cluster view. Every call between pullguard's modules
 is recorded (`sys.setprofile`); the edges are printed in the order they were first taken, then the ones that go
 against the layers: the I/O clients (registry, kube, node) calling back into the policy (anything of `policies`
-but the image library and the fact types they fill), or the core calling into the service. tests/unit/test_trace_review.py
-asserts that there are none.
+but the image library and the fact types they fill), or the core calling into the service.
+tests/unit/test_trace_review.py asserts that there are none.
 """
 
 from __future__ import annotations

@@ -304,7 +304,8 @@ def test_a_review_line_over_16_kib_counts_its_findings_instead(
     """Findings arrive clipped to characters; 4-byte characters could still make 20 of them long in bytes."""
     import io
 
-    from webhook.logs import MAX_REVIEW_LINE_BYTES, review_line
+    from webhook.limits import MAX_REVIEW_LINE_BYTES
+    from webhook.logs import review_line
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

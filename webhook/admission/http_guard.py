@@ -19,9 +19,9 @@ from types import FrameType
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-log = logging.getLogger("pullguard.server")
+from webhook.limits import REQUEST_TIMEOUT_SECONDS
 
-REQUEST_TIMEOUT_SECONDS = 10.0  # the API server sends a review at once; its own webhook timeout is at most 30 s
+log = logging.getLogger("pullguard.server")
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):

@@ -9,25 +9,16 @@ switches to the managed certificate at the next handshake once it exists.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client
 
 from webhook.certs import bundle as certs
 from webhook.certs.ca_injection import WebhookCAInjector
-from webhook.certs.secret import CHECK_SECONDS, SecretCertificates
+from webhook.certs.secret import SecretCertificates
+from webhook.certs.settings import CertSettings
 
 log = logging.getLogger("pullguard.certificates")
-
-
-@dataclass(frozen=True, slots=True)
-class CertSettings:
-    namespace: str
-    secret_name: str = "pullguard-tls"  # noqa: S105 - a Secret object's name
-    service: str = "pullguard"
-    webhook_configuration: str = "pullguard"
-    check_seconds: float = CHECK_SECONDS
 
 
 class ManagedCertificates:

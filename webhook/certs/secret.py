@@ -26,11 +26,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.certs import bundle as certs
+from webhook.certs.settings import CHECK_SECONDS
 
 log = logging.getLogger("pullguard.certificates")
 
 ROTATE_FRACTION = 2 / 3  # of the serving certificate's life: weeks of margin for a one-year certificate
-CHECK_SECONDS = 60.0
 RETRY_SECONDS = 5.0  # while no managed certificate could be had yet
 MAX_ATTEMPTS = 5  # conflicts in a row before giving up until the next check
 Clock = Callable[[], datetime.datetime]

@@ -12,7 +12,6 @@ import contextlib
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from webhook.check.budget import BudgetedGatherer
 from webhook.check.inventory import take_stock
 from webhook.check.progress import Progress
 from webhook.check.secrets import unverifiable
-from webhook.formats.report import EXIT_ENFORCED, EXIT_INPUT, Inventory, Report, Result, render_json, render_table
-from webhook.formats.sarif import render_sarif
+from webhook.formats import CHECK_FORMATS
+from webhook.formats.report import EXIT_ENFORCED, EXIT_INPUT, Inventory, Report, Result
 from webhook.kube.view import ClusterView, StaticClusterView
 from webhook.logs import terminal_safe_json, terminal_text
 from webhook.registry.client import RegistryClient
@@ -37,7 +36,6 @@ from webhook.util.manifests import Document, Manifests, read
 
 CLUSTER_SYNC_SECONDS = 30
 DEFAULT_TIMEOUT_SECONDS = 120.0
-FORMATS: dict[str, Callable[[Report], str]] = {"json": render_json, "table": render_table, "sarif": render_sarif}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +93,7 @@ def run_check(
     source = "kubeconfig" if connection is not None else "input" if view is not None else "none"
     report = _report(paths=paths, manifests=manifests, stock=stock, judged=judged, source=source, complete=complete)
     report.fail_on = options.fail_on
-    rendered = FORMATS[output](report)  # values from the input: no control reaches the terminal or a log viewer
+    rendered = CHECK_FORMATS[output](report)  # values from the input: no control reaches the terminal or a log viewer
     sys.stdout.write(terminal_text(rendered) if output == "table" else terminal_safe_json(rendered))
     if report.nothing_to_check:
         print(f"pullguard check: {report.nothing_to_check}", file=sys.stderr)

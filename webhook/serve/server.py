@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -14,46 +12,23 @@ from prometheus_client import start_http_server
 
 from policies.config import Policy
 from webhook.admission.app import Service, create_app
-from webhook.admission.http_guard import REQUEST_TIMEOUT_SECONDS, DrainingServer, guarded_protocol
+from webhook.admission.http_guard import DrainingServer, guarded_protocol
 from webhook.audit.auditor import Auditor
 from webhook.certs import bundle as certs
-from webhook.certs.management import CertSettings, ManagedCertificates
+from webhook.certs.management import ManagedCertificates
 from webhook.certs.tls import ReloadingTLS
 from webhook.kube.mutating_toggle import MutatingToggle
 from webhook.metrics import Metrics
 from webhook.node.keyring import NodeCredentialSource
 from webhook.registry.client import RegistryClient
 from webhook.review.facts import FactGatherer
+from webhook.serve.options import ServeOptions
 from webhook.sources.cluster import POLICY_KEY, connect, in_cluster, open_api, service_account_tokens
 from webhook.sources.policy import PolicyFileWatcher, PolicyHolder
 from webhook.sources.policy_file import read_policy_file
 from webhook.util.memory import keep_large_buffers_returnable
 
 log = logging.getLogger("pullguard.server")
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    host: str = "127.0.0.1"
-    port: int = 8443
-    cert_dir: Path = Path("certs")
-    config: Path | None = None
-    dns_names: list[str] = field(default_factory=lambda: ["localhost"])
-    ips: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
-    poll_seconds: float = 1.0
-    offline: bool = False  # no registry lookups: image facts are "not checked"
-    kubeconfig: Path | None = None  # None: in-cluster when in a pod, else no cluster view
-    namespace: str | None = None  # where the policy ConfigMap lives (the webhook's own namespace)
-    policy_configmap: str = "pullguard-policy"
-    certificates: CertSettings | None = None  # --manage-certs: the certificate in a Secret, the CA injected
-    request_timeout: float = REQUEST_TIMEOUT_SECONDS  # a request must arrive whole within this (slowloris)
-    max_connections: int = 1000  # beyond: 503 (uvicorn's limit_concurrency)
-    shutdown_delay: float = 0.0  # on SIGTERM: not ready but answering this long, then stop accepting
-    graceful_seconds: float = 20.0  # then at most this long for in-flight reviews
-    metrics_port: int = 0  # > 0: /metrics also over plain HTTP on this port (Prometheus without the webhook CA)
-    metrics_host: str = "0.0.0.0"  # noqa: S104 - a pod's metrics port is scraped from other pods
-    # with `certificates`: the mutating webhook is made inert (a false matchCondition) while no mirror rule exists
-    mutating_toggle: bool = False
 
 
 def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None = None) -> Service:

@@ -12,7 +12,7 @@ from policies.config import PolicyError
 from webhook import logs
 from webhook.certs.bundle import generate
 from webhook.certs.settings import CertSettings
-from webhook.check.command import DEFAULT_TIMEOUT_SECONDS, CheckOptions, run_check
+from webhook.check.command import CheckOptions, run_check
 from webhook.check.progress import LINE_SECONDS
 from webhook.explain import command as explain
 from webhook.formats import CHECK_FORMATS, DEFAULT_CHECK_FORMAT
@@ -20,9 +20,10 @@ from webhook.serve.options import ServeOptions
 from webhook.sources.cluster import ClusterAccessError
 from webhook.version import version
 
-# serve's defaults live in ServeOptions and CertSettings (one home each); the flags below read them from here.
+# Defaults live in ServeOptions, CertSettings and CheckOptions (one home each); the flags below read them from here.
 SERVE_DEFAULTS = ServeOptions()
 CERT_DEFAULTS = CertSettings(namespace="")  # the namespace has no default: --manage-certs needs --namespace
+CHECK_DEFAULTS = CheckOptions()
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -201,18 +202,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--timeout",
         type=_positive_seconds,
-        default=DEFAULT_TIMEOUT_SECONDS,
+        default=CHECK_DEFAULTS.timeout,
         help="total seconds for the run, shared by every registry lookup (and the cluster's first sync); what is "
         "unknown when it ends is reported as could not verify",
     )
     check.add_argument(
         "--fail-on",
         choices=("enforce", "warn"),
-        default="enforce",
+        default=CHECK_DEFAULTS.fail_on,
         help="exit 1 on enforced findings only, or also on warnings (every finding but advisory ones)",
     )
     check.add_argument(
-        "--namespace", default="default", help="namespace of objects that name none (as kubectl apply -n)"
+        "--namespace",
+        default=CHECK_DEFAULTS.namespace,
+        help="namespace of objects that name none (as kubectl apply -n)",
     )
     check.add_argument(
         "--mutate",
@@ -223,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--progress",
         choices=("auto", "bar", "lines", "off"),
-        default="auto",
+        default=CHECK_DEFAULTS.progress,
         help="progress on stderr for runs over 2s: auto is a bar on a terminal, a line every "
         "--progress-interval seconds elsewhere",
     )

@@ -18,6 +18,7 @@ import yaml
 from policies.config import DEFAULT_POLICY, parse_policy
 from webhook import cli, limits, logs
 from webhook.certs.settings import CertSettings
+from webhook.check.command import CheckOptions
 from webhook.review.workloads import POD_SPEC_PATHS
 from webhook.serve.options import ServeOptions
 
@@ -182,3 +183,14 @@ def test_limits_imports_nothing_of_webhook() -> None:
     imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in imported if m.split(".")[0] == "webhook"]
+
+
+def test_check_flags_default_to_check_options() -> None:
+    args = cli._parser().parse_args(["check", "-f", "x"])
+    defaults = CheckOptions()
+    assert (args.timeout, args.fail_on, args.namespace, args.progress) == (
+        defaults.timeout,
+        defaults.fail_on,
+        defaults.namespace,
+        defaults.progress,
+    )

@@ -6,44 +6,37 @@ Pure: text in, `Policy` out. The webhook decides where the text comes from (file
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    ValidationError,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictBool, StrictFloat, ValidationError, create_model, model_validator
+from pydantic.alias_generators import to_snake
 
 from policies.bounded_yaml import TooMuchYAML, load_bounded
+from policies.checks import ALL_CHECKS, CheckSpec
+from policies.checks.spec import MAX_PATTERNS, CheckConfig, ModeSetting
+from policies.checks.spec import Strict as _Strict
 from policies.image.keyring import urls_match_str
 from policies.image.reference import InvalidReference
 from policies.image.reference import parse as parse_reference
 from policies.image.text import clip
 from policies.model import CheckName, Mode
 
-DEFAULT_POLICY_YAML = """\
+DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "pullguard")  # the namespaces the webhooks skip (manifests/)
+
+_CHECKS_YAML = "\n".join(f"  {spec.name}: {spec.default_yaml}" for spec in ALL_CHECKS)
+
+DEFAULT_POLICY_YAML = f"""\
 # pullguard's embedded default policy: warn about everything, deny only what can never be pulled.
 mode: warn
 failurePolicy: open
-excludeNamespaces: [kube-system, pullguard]   # the namespaces the webhooks skip (manifests/)
+excludeNamespaces: [{", ".join(DEFAULT_EXCLUDED_NAMESPACES)}]   # the namespaces the webhooks skip (manifests/)
 checks:
-  reference: {mode: enforce}
-  latestTag: {}
-  imageExists: {}
-  pullSecrets: {}
-  architecture: {}
-  neverPull: {}
+{_CHECKS_YAML}
 mirrors: []
 registry:
   timeoutSeconds: 3
-  cache: {positiveSeconds: 300, negativeSeconds: 30}
+  cache: {{positiveSeconds: 300, negativeSeconds: 30}}
 nodeCredentials:
   # Registries whose pulls the nodes authorize themselves (the platform's node identity): an unauthorized answer
   # for these is "could not verify", never a denial. README, "Managed clusters and node credentials".
@@ -67,22 +60,13 @@ kubelet:
   imagePullCredentialsVerificationPolicy: NeverVerifyPreloadedImages   # the kubelet's default (KEP-2535)
   preloadedImagesVerificationAllowlist: []
   nodeStatusMaxImages: 50
-audit: {enabled: false, intervalSeconds: 3600, lookupsPerSecond: 2}
-namespaces: {}
+audit: {{enabled: false, intervalSeconds: 3600, lookupsPerSecond: 2}}
+namespaces: {{}}
 """
 
 
-def _yaml_off(value: Any) -> Any:
-    """YAML 1.1 reads an unquoted `off` as false; a mode of false can only mean `off`."""
-    return "off" if value is False else value
-
-
-ModeSetting = Annotated[Mode, BeforeValidator(_yaml_off)]
-
-
-# How many entries a list of the policy may have: each is matched per image or per review, so the work a review
-# costs stays bounded whatever policy was accepted (README "Limits").
-MAX_PATTERNS = 1000
+# How many entries a list of the policy may have (MAX_PATTERNS, in policies.checks.spec, too): each is matched per
+# image or per review, so the work a review costs stays bounded whatever policy was accepted (README "Limits").
 MAX_MIRROR_RULES = 256
 MAX_NAMESPACES = 10_000
 
@@ -91,49 +75,39 @@ class PolicyError(ValueError):
     """The policy text is not valid YAML or does not match the schema. The message names every bad key."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        # Lax mode so YAML lists fill tuples and strings fill enums; scalars that must not be coerced are Strict*.
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-    )
+class CheckModes(_Strict):
+    """The `checks:` table: one entry per record of ALL_CHECKS, under the check's name (fields made below)."""
 
-
-class CheckConfig(_Strict):
-    mode: ModeSetting | None = None  # None: inherit the namespace's or the policy's mode
-
-
-class LatestTagConfig(CheckConfig):
-    floating_tags: Annotated[tuple[str, ...], Field(max_length=MAX_PATTERNS)] = ("latest",)  # moving tags
-    # fnmatch patterns on the repository (normalized or familiar), e.g. docker.io/library/*: matched as one regex
-    exempt_images: Annotated[tuple[str, ...], Field(max_length=MAX_PATTERNS)] = ()
-
-
-class NamespaceChecks(_Strict):
-    """Per-namespace check modes: only the mode can be overridden."""
-
-    reference: CheckConfig = CheckConfig()
-    latest_tag: CheckConfig = CheckConfig()
-    image_exists: CheckConfig = CheckConfig()
-    pull_secrets: CheckConfig = CheckConfig()
-    architecture: CheckConfig = CheckConfig()
-    never_pull: CheckConfig = CheckConfig()
+    def options_of(self, check: CheckName) -> CheckConfig:
+        config: CheckConfig = getattr(self, _ATTRIBUTE_OF_CHECK[check])
+        return config
 
     def mode_of(self, check: CheckName) -> Mode | None:
-        config: CheckConfig = getattr(self, _ATTRIBUTE_OF_CHECK[check])
-        return config.mode
+        return self.options_of(check).mode
 
 
-class Checks(NamespaceChecks):
-    """The policy-wide checks: modes plus each check's own settings."""
+_ATTRIBUTE_OF_CHECK = {spec.name: to_snake(spec.name) for spec in ALL_CHECKS}
+# Each check's record by name, for what reads the records without running checks (explain: commands decide only
+# through the review, so they do not import policies.checks).
+CHECK_RECORDS: Mapping[CheckName, CheckSpec] = {spec.name: spec for spec in ALL_CHECKS}
 
-    reference: CheckConfig = CheckConfig(mode=Mode.ENFORCE)  # an invalid name can never be pulled
-    latest_tag: LatestTagConfig = LatestTagConfig()
+
+def _checks_model(name: str, doc: str, *, policy_wide: bool) -> type[CheckModes]:
+    """Per namespace only the mode can be overridden; policy-wide each check has its options and default mode."""
+    fields: dict[str, Any] = {}
+    for spec in ALL_CHECKS:
+        model = spec.options if policy_wide else CheckConfig
+        default = model(mode=spec.default_mode) if policy_wide else model()
+        fields[_ATTRIBUTE_OF_CHECK[spec.name]] = (model, Field(default=default, alias=spec.name))
+    return create_model(name, __base__=CheckModes, __doc__=doc, __module__=__name__, **fields)
 
 
-_ATTRIBUTE_OF_CHECK = {info.alias or name: name for name, info in Checks.model_fields.items()}
+if TYPE_CHECKING:  # mypy sees the base (its typed accessors); pydantic validates the generated fields
+    NamespaceChecks = CheckModes
+    Checks = CheckModes
+else:
+    NamespaceChecks = _checks_model("NamespaceChecks", "Per-namespace check modes.", policy_wide=False)
+    Checks = _checks_model("Checks", "The policy-wide checks: modes plus each check's own settings.", policy_wide=True)
 
 
 class NamespaceOverride(_Strict):
@@ -312,7 +286,7 @@ class AuditConfig(_Strict):
 class Policy(_Strict):
     mode: ModeSetting = Mode.WARN
     failure_policy: Literal["open", "closed"] = "open"
-    exclude_namespaces: Annotated[tuple[str, ...], Field(max_length=MAX_NAMESPACES)] = ("kube-system", "pullguard")
+    exclude_namespaces: Annotated[tuple[str, ...], Field(max_length=MAX_NAMESPACES)] = DEFAULT_EXCLUDED_NAMESPACES
     checks: Checks = Checks()
     mirrors: Annotated[tuple[Mirror, ...], Field(max_length=MAX_MIRROR_RULES)] = ()
     registry: RegistryConfig = RegistryConfig()
@@ -328,6 +302,10 @@ class Policy(_Strict):
             chosen = override.checks.mode_of(check) or override.mode
             if chosen is not None:
                 return chosen
+        return self.check_mode(check)
+
+    def check_mode(self, check: CheckName) -> Mode:
+        """The check's mode outside any namespace override: its own, else the policy's."""
         return self.checks.mode_of(check) or self.mode
 
     def excludes(self, namespace: str) -> bool:

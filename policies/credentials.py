@@ -9,12 +9,8 @@ matching credential of each, in that order, tried in turn.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
-from policies.image.keyring import Keyring, repo_to_pull
+from policies.image.keyring import Keyring
 from policies.image.pull_secret_parse import (
-    Credential,
     CredentialSource,
     MalformedDockerConfig,
     MissingSecretKey,
@@ -22,31 +18,26 @@ from policies.image.pull_secret_parse import (
     WrongSecretType,
     parse_pull_secret,
 )
-from policies.model import ClusterFacts, ContainerImage, Facts, PodContext, ServiceAccountFacts
+from policies.model import (
+    ClusterFacts,
+    Facts,
+    NodeCredentials,
+    PodContext,
+    PodCredentials,
+    SecretProblem,
+    ServiceAccountFacts,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class SecretProblem:
-    secret: str
-    problem: str  # missing | unverifiable | wrongType | missingKey | unreadable | malformed
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class PodCredentials:
-    secret_names: tuple[str, ...]
-    from_service_account: bool
-    problems: tuple[SecretProblem, ...]
-    keyring: Keyring
-    registry_keys: tuple[str, ...]  # the registries the readable secrets have entries for (no credentials)
-
-    @property
-    def unverifiable(self) -> tuple[str, ...]:
-        """Secrets the view does not hold and cannot call missing (see ClusterFacts.secrets_complete)."""
-        return tuple(p.secret for p in self.problems if p.problem == "unverifiable")
-
-    def for_image(self, image: ContainerImage) -> list[Credential]:
-        return self.keyring.lookup(repo_to_pull(image.image)) if image.reference is not None else []
+# The credential types live with the facts that carry them (policies.model); their makers live here.
+__all__ = [
+    "NO_NODE_CREDENTIALS",
+    "NodeCredentials",
+    "PodCredentials",
+    "SecretProblem",
+    "credentials_for",
+    "pod_credentials",
+    "pull_secret_names",
+]
 
 
 def pull_secret_names(pod: PodContext, account: ServiceAccountFacts | None) -> tuple[str, ...]:
@@ -94,24 +85,6 @@ def credentials_for(pod: PodContext, facts: Facts) -> PodCredentials | None:
     if facts.credentials is not None or not facts.cluster.known:
         return facts.credentials
     return pod_credentials(pod, facts.cluster)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeCredentials:
-    """The node's keyring as pullguard holds it for one review: the docker config file standing for the nodes'
-    (one Keyring), and what the credential provider plugins answered for each image, already matched in the
-    kubelet's order and keyed by the repository the kubelet looks up (`repo_to_pull`). `failures` names, per
-    repository, the providers that matched it and gave nothing ("credential provider ecr: timed out")."""
-
-    files: Keyring = field(default_factory=Keyring)
-    provided: Mapping[str, tuple[Credential, ...]] = field(default_factory=dict)
-    failures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def lookup(self, repository: str) -> tuple[Credential, ...]:
-        return (*self.files.lookup(repository), *self.provided.get(repository, ()))
-
-    def failures_for(self, image: ContainerImage) -> tuple[str, ...]:
-        return self.failures.get(repo_to_pull(image.image), ()) if image.reference is not None else ()
 
 
 NO_NODE_CREDENTIALS = NodeCredentials()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -33,6 +34,7 @@ from policies.model import (
     ImageFacts,
     JudgedFinding,
     LookupStatus,
+    MirrorCheck,
     Mode,
     PatchOperation,
     Reason,
@@ -41,19 +43,37 @@ from policies.model import (
 
 ORIGINAL_IMAGES = "pullguard.io/original-images"
 OPT_OUT = "pullguard.io/rewrite"  # "false" on the object or its pod template: never rewrite its images
-CHECK = "mirror"
+CHECK = MirrorCheck.MIRROR  # what names the findings of kept images
 
-# Outcomes, as the `outcome` label of pullguard_mirror_rewrites_total and `reason` in the review log.
-REWRITTEN = "rewritten"
-OPTED_OUT = "optedOut"
-INVALID = "invalidName"
-MIRROR_MISSING = "mirrorMissing"
-MIRROR_DENIED = "mirrorDenied"
-MIRROR_FAILED = "mirrorFailed"
-MIRROR_UNKNOWN = "mirrorUnknown"
-MIRROR_DIFFERS = "mirrorDiffers"
-PRIVATE_SOURCE = "privateSource"
-NAMESPACE_UNKNOWN = "namespaceUnknown"  # a rule's namespace selector with no cluster view to read labels from
+
+class Outcome(StrEnum):
+    """What happened to an image a rule applies to: the `outcome` label of pullguard_mirror_rewrites_total and
+    `reason` in the review log."""
+
+    REWRITTEN = "rewritten"
+    OPTED_OUT = "optedOut"
+    INVALID = "invalidName"
+    MIRROR_MISSING = "mirrorMissing"
+    MIRROR_DENIED = "mirrorDenied"
+    MIRROR_FAILED = "mirrorFailed"
+    MIRROR_UNKNOWN = "mirrorUnknown"
+    MIRROR_DIFFERS = "mirrorDiffers"
+    PRIVATE_SOURCE = "privateSource"
+    NAMESPACE_UNKNOWN = "namespaceUnknown"  # a rule's namespace selector with no cluster view to read labels from
+    PATCH_FAILED = "patchFailed"  # rewritten here, but the patch did not apply (webhook.admission.patch_check)
+
+
+# The outcomes by their former module-level names, for importers that use them.
+REWRITTEN = Outcome.REWRITTEN
+OPTED_OUT = Outcome.OPTED_OUT
+INVALID = Outcome.INVALID
+MIRROR_MISSING = Outcome.MIRROR_MISSING
+MIRROR_DENIED = Outcome.MIRROR_DENIED
+MIRROR_FAILED = Outcome.MIRROR_FAILED
+MIRROR_UNKNOWN = Outcome.MIRROR_UNKNOWN
+MIRROR_DIFFERS = Outcome.MIRROR_DIFFERS
+PRIVATE_SOURCE = Outcome.PRIVATE_SOURCE
+NAMESPACE_UNKNOWN = Outcome.NAMESPACE_UNKNOWN
 
 _REFUSED = frozenset({LookupStatus.UNAUTHORIZED, LookupStatus.DENIED})  # the registry wants other credentials
 
@@ -64,7 +84,7 @@ class MirrorOutcome(NamedTuple):  # a tuple: one per rewritten image per review,
     container: ContainerImage
     mirror: str  # the rule's mirror (the metric label)
     target: str  # the image it would be rewritten to ("" when the name would be invalid)
-    outcome: str  # REWRITTEN or the reason it was kept
+    outcome: Outcome  # REWRITTEN or the reason it was kept
     detail: str = ""  # why it was kept, in a few words
 
     @property
@@ -128,7 +148,7 @@ def _pod_path(pointer: str) -> tuple[str, ...]:
     return tuple(t for t in pointer[: pointer.rfind("/spec/")].split("/") if t)
 
 
-def _mirror_verdict(rule: Mirror, target: str, facts: Facts) -> tuple[str, str] | None:
+def _mirror_verdict(rule: Mirror, target: str, facts: Facts) -> tuple[Outcome, str] | None:
     """(outcome, detail) when the mirror lookup says no; None when the mirror serves the image to this pod."""
     if not rule.verify:
         return None
@@ -153,7 +173,7 @@ def _mirror_verdict(rule: Mirror, target: str, facts: Facts) -> tuple[str, str] 
     return MIRROR_UNKNOWN, f"could not verify mirror {host} ({status}{detail})"
 
 
-def _source_verdict(image: ContainerImage, rule: Mirror, target: str, facts: Facts) -> tuple[str, str] | None:
+def _source_verdict(image: ContainerImage, rule: Mirror, target: str, facts: Facts) -> tuple[Outcome, str] | None:
     source = facts.image(image)
     if source is None:
         return None
@@ -190,7 +210,7 @@ def plan(workload: Workload, facts: Facts, policy: Policy, meta: ObjectMeta | No
         if hit is None:
             continue
         rule, target, known = hit
-        verdict: tuple[str, str] | None
+        verdict: tuple[Outcome, str] | None
         if opted_out:
             verdict = OPTED_OUT, opted_out
         elif not known:

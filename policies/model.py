@@ -11,13 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
+from policies.image.keyring import Keyring, repo_to_pull
 from policies.image.platforms import Platform
+from policies.image.pull_secret_parse import Credential
 from policies.image.reference import InvalidReference, Reference, parse_docker_ref, parse_normalized
-
-if TYPE_CHECKING:  # policies.credentials builds on this module
-    from policies.credentials import NodeCredentials, PodCredentials
 
 # Reviews repeat the same few images endlessly; a Reference is immutable, so parse each string once.
 _parse = lru_cache(maxsize=8192)(parse_normalized)
@@ -49,8 +48,9 @@ class Reason(StrEnum):
 
 
 class CheckName(StrEnum):
-    """The checks, as the policy's `checks:` table and the findings name them (policies/checks has one module
-    per check, and ALL_CHECKS lists them in report order)."""
+    """The checks, as the policy's `checks:` table and the findings name them. The one list of names: each
+    module in policies/checks declares its record (`CheckSpec`) under one of these, and ALL_CHECKS lists the
+    records in report order (a test holds the two to the same set)."""
 
     REFERENCE = "reference"
     LATEST_TAG = "latestTag"
@@ -58,6 +58,10 @@ class CheckName(StrEnum):
     PULL_SECRETS = "pullSecrets"
     ARCHITECTURE = "architecture"
     NEVER_PULL = "neverPull"
+
+
+class MirrorCheck(StrEnum):  # names the mutating side's findings (an image kept): not a check one configures
+    MIRROR = "mirror"
 
 
 class ContainerKind(StrEnum):
@@ -194,6 +198,12 @@ _DEFINITE = frozenset(
 )
 
 
+class OutboundRole(StrEnum):  # a host the registry client contacts, by its role in the lookup
+    ENDPOINT = "registry endpoint"
+    REALM = "token realm"
+    REDIRECT = "redirect target"
+
+
 @dataclass(frozen=True, slots=True)
 class ImageFacts:
     """What the registry said about one pull reference, as the node would ask it."""
@@ -211,6 +221,10 @@ class ImageFacts:
     similar_tags: tuple[str, ...] = ()  # for NOT_FOUND, closest first, when the registry lists tags
     retry_after_seconds: float | None = None
     rate_limit: str = ""  # "remaining 0 of 100;w=21600" from the ratelimit-* headers
+    # The host the lookup failed at when the failure is that host's and not the registry's answer (a refused
+    # endpoint, a token realm, a redirect target): its role, and the host as `detail` names it.
+    failed_role: OutboundRole | None = None
+    failed_host: str = ""
 
     @property
     def is_index(self) -> bool:
@@ -301,14 +315,59 @@ class Facts:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretProblem:
+    secret: str
+    problem: str  # missing | unverifiable | wrongType | missingKey | unreadable | malformed
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PodCredentials:
+    """The pod's pull secrets as the kubelet reads them (policies.credentials.pod_credentials makes them)."""
+
+    secret_names: tuple[str, ...]
+    from_service_account: bool
+    problems: tuple[SecretProblem, ...]
+    keyring: Keyring
+    registry_keys: tuple[str, ...]  # the registries the readable secrets have entries for (no credentials)
+
+    @property
+    def unverifiable(self) -> tuple[str, ...]:
+        """Secrets the view does not hold and cannot call missing (see ClusterFacts.secrets_complete)."""
+        return tuple(p.secret for p in self.problems if p.problem == "unverifiable")
+
+    def for_image(self, image: ContainerImage) -> list[Credential]:
+        return self.keyring.lookup(repo_to_pull(image.image)) if image.reference is not None else []
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCredentials:
+    """The node's keyring as pullguard holds it for one review: the docker config file standing for the nodes'
+    (one Keyring), and what the credential provider plugins answered for each image, already matched in the
+    kubelet's order and keyed by the repository the kubelet looks up (`repo_to_pull`). `failures` names, per
+    repository, the providers that matched it and gave nothing ("credential provider ecr: timed out")."""
+
+    files: Keyring = field(default_factory=Keyring)
+    provided: Mapping[str, tuple[Credential, ...]] = field(default_factory=dict)
+    failures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def lookup(self, repository: str) -> tuple[Credential, ...]:
+        return (*self.files.lookup(repository), *self.provided.get(repository, ()))
+
+    def failures_for(self, image: ContainerImage) -> tuple[str, ...]:
+        return self.failures.get(repo_to_pull(image.image), ()) if image.reference is not None else ()
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
-    check: str
+    check: CheckName | MirrorCheck
     container: ContainerImage
     reason: Reason
     message: str  # what is wrong, naming the image (and registry, secret, platforms where relevant)
     hint: str  # how to fix it
     unknown: bool = False  # the check could not establish the outcome: follows failurePolicy
     advisory: bool = False  # worth knowing, never a reason to deny (e.g. a node-local registry)
+    nodes: tuple[str, ...] = ()  # the nodes it is about (where the pull fails), when it names nodes
 
 
 @dataclass(frozen=True, slots=True)

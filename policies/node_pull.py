@@ -25,14 +25,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from policies.config import Policy
 from policies.image.keyring import repo_to_pull, urls_match_str
 from policies.image.reference import InvalidReference
 from policies.image.reference import parse as parse_reference
 from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, NodeFacts, Reason
 from policies.render import node_names
 from policies.scheduling import candidate_nodes, lists_full
+
+if TYPE_CHECKING:  # the policy schema is built from the checks, which build on this module
+    from policies.config import Policy
 
 AUTHORIZATION_FAILURES = frozenset({LookupStatus.UNAUTHORIZED, LookupStatus.DENIED})
 # Answers that credentials the node would have sent could change (registries hide private repositories as missing).
@@ -73,7 +76,7 @@ def placement(image: ContainerImage, facts: Facts, policy: Policy) -> Placement:
     if not candidates or wanted is None:
         return Placement(OnNodes.UNKNOWN, candidates)
     holding = tuple(n for n in candidates if wanted in n.images)
-    unsure = tuple(n for n in candidates if n not in holding and lists_full(n, policy))
+    unsure = tuple(n for n in candidates if n not in holding and lists_full(n, policy.kubelet.node_status_max_images))
     if len(holding) == len(candidates):
         where = OnNodes.EVERYWHERE
     elif holding:
@@ -147,7 +150,7 @@ def seen_from_nodes(finding: Finding, image: ContainerImage, facts: Facts, polic
         count = _count(where.candidates)
         if trusted:
             note = f"the pod runs from the copy on all {count} it may run on (imagePullPolicy IfNotPresent)"
-            return _advisory(finding, image, note)
+            return _advisory(finding, image, note, ())
         if trusted is None:
             note = (
                 f"it is on all {count} it may run on, and the kubelet pulls it again only if it pulled it itself with "
@@ -161,13 +164,13 @@ def seen_from_nodes(finding: Finding, image: ContainerImage, facts: Facts, polic
             f"{len(lacking)} of {len(where.candidates)} candidate nodes lack it ({node_names(lacking)}), "
             f"{node_names([n.name for n in where.holding])} hold it"
         )
-        return _advisory(finding, image, note)
+        return _advisory(finding, image, note, lacking)
     elif where.where is OnNodes.UNSURE:
+        unsure = [n.name for n in where.unsure]
         note = (
-            f"{node_names([n.name for n in where.unsure])} list the maximum of "
-            f"{policy.kubelet.node_status_max_images} images and may hold it"
+            f"{node_names(unsure)} list the maximum of {policy.kubelet.node_status_max_images} images and may hold it"
         )
-        return _unknown(finding, image, note)
+        return _unknown(finding, image, note, nodes=unsure)
     if found.status in AUTHORIZATION_FAILURES and (glob := node_credentials_may_cover(image, policy)) is not None:
         note = f"the nodes may hold credentials for {found.registry} (nodeCredentials.registries: {glob})"
         hint = (
@@ -175,16 +178,21 @@ def seen_from_nodes(finding: Finding, image: ContainerImage, facts: Facts, polic
             "so pullguard asks with the same credentials, or give the pod an imagePullSecret"
         )
         return _unknown(finding, image, note, hint)
-    pulling = where.pulling if where.candidates else candidate_nodes(image.pod, facts.cluster.nodes)
+    pulling = where.pulling if where.candidates else _candidates(image, facts)
     other = [n for n in pulling if not n.runs_containerd]
     if other:
         runtimes = ", ".join(sorted({n.runtime.split("://", 1)[0] for n in other}))
+        names = [n.name for n in other]
         note = (
-            f"{node_names([n.name for n in other])} run {runtimes}, whose registry configuration (registries.conf: "
+            f"{node_names(names)} run {runtimes}, whose registry configuration (registries.conf: "
             "short names, mirrors, blocked registries) pullguard does not model"
         )
-        return _unknown(finding, image, note)
+        return _unknown(finding, image, note, nodes=names)
     return finding
+
+
+def _candidates(image: ContainerImage, facts: Facts) -> tuple[NodeFacts, ...]:
+    return tuple(candidate_nodes(image.pod, facts.cluster.nodes))
 
 
 def _count(nodes: Sequence[NodeFacts]) -> str:
@@ -195,10 +203,15 @@ def _problem(finding: Finding, image: ContainerImage) -> str:
     return finding.message.removeprefix(f"{image.label}: ")
 
 
-def _advisory(finding: Finding, image: ContainerImage, note: str) -> Finding:
-    return replace(finding, message=f"{image.label}: {note}; registry: {_problem(finding, image)}", advisory=True)
+def _advisory(finding: Finding, image: ContainerImage, note: str, nodes: Sequence[str]) -> Finding:
+    message = f"{image.label}: {note}; registry: {_problem(finding, image)}"
+    return replace(finding, message=message, advisory=True, nodes=tuple(nodes))
 
 
-def _unknown(finding: Finding, image: ContainerImage, note: str, hint: str | None = None) -> Finding:
+def _unknown(
+    finding: Finding, image: ContainerImage, note: str, hint: str | None = None, nodes: Sequence[str] = ()
+) -> Finding:
     message = f"{image.label}: could not verify: {note}; registry: {_problem(finding, image)}"
-    return replace(finding, reason=Reason.UNVERIFIED, message=message, hint=hint or finding.hint, unknown=True)
+    return replace(
+        finding, reason=Reason.UNVERIFIED, message=message, hint=hint or finding.hint, unknown=True, nodes=tuple(nodes)
+    )

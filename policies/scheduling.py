@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.config import Policy
 from policies.image.platforms import NODE_ARCH_LABEL, NODE_OS_LABEL, Platform, from_goarch, node_platform
 from policies.model import NodeFacts, PodContext
 
@@ -56,10 +55,9 @@ def node_allowed(pod: PodContext, node: NodeFacts) -> bool:
     return not terms or any(all(_expression_matches(e, node.labels) for e in term) for term in terms)
 
 
-def lists_full(node: NodeFacts, policy: Policy) -> bool:
-    """The node's status.images holds the kubelet's maximum (--node-status-max-images; -1: no maximum), so an
-    image it does not list may still be on it."""
-    limit = policy.kubelet.node_status_max_images
+def lists_full(node: NodeFacts, limit: int) -> bool:
+    """The node's status.images holds the kubelet's maximum (`limit`: --node-status-max-images, the policy's
+    `kubelet.nodeStatusMaxImages`; -1: no maximum), so an image it does not list may still be on it."""
     return limit >= 0 and node.images_listed >= limit
 
 

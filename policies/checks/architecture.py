@@ -9,13 +9,17 @@ so it is pulled and unpacked, and the container then dies at start with "exec fo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from policies.config import Policy
+from policies.checks.spec import CheckSpec, RuleText
 from policies.image.platforms import Platform, format, matches, node_platform
 from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
 from policies.node_pull import seen_from_nodes
 from policies.render import node_names
 from policies.scheduling import platform_demand
+
+if TYPE_CHECKING:  # the policy schema is built from this module's record (policies.checks.spec)
+    from policies.config import Policy
 
 NAME = CheckName.ARCHITECTURE
 
@@ -56,9 +60,9 @@ def _check(image: ContainerImage, facts: Facts) -> Sequence[Finding]:
             f"{image.label} is a single-platform {offers} image: pods on {where} would pull it and fail to start "
             "with exec format error"
         )
-        return (Finding(NAME, image, Reason.CRASH_LOOP_BACK_OFF, message, hint, advisory=True),)
+        return (Finding(NAME, image, Reason.CRASH_LOOP_BACK_OFF, message, hint, advisory=True, nodes=tuple(nodes)),)
     message = f"{image.label} has no build for {_list(missing)}: pods on {where} would fail (no match for platform)"
-    return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, hint, advisory=True),)
+    return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, hint, advisory=True, nodes=tuple(nodes)),)
 
 
 def _node_platform_in(labels: Mapping[str, str], platforms: list[Platform]) -> bool:
@@ -71,3 +75,17 @@ def _list(platforms: Sequence[Platform]) -> str:
 
 def _arch_selector(platforms: Sequence[Platform]) -> str:
     return f"kubernetes.io/arch: {platforms[0].architecture}" if platforms else "a matching architecture"
+
+
+SPEC = CheckSpec(
+    NAME,
+    check,
+    needs_registry=True,
+    rule=RuleText(
+        "The image has a build for the nodes' platform",
+        "The image must offer a build for the platform of every node the pod may land on (nodeSelector, "
+        "required node affinity, Ready nodes); otherwise containerd reports no match for platform, or a "
+        "single-platform image fails with exec format error.",
+        "Push a multi-platform image index, or constrain the pod to nodes of a platform the image has.",
+    ),
+)

@@ -8,10 +8,14 @@ follow `failurePolicy`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from policies.config import Policy
+from policies.checks.spec import CheckSpec, RuleText
 from policies.model import CheckName, ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Mode, Reason
 from policies.node_pull import seen_from_nodes
+
+if TYPE_CHECKING:  # the policy schema is built from this module's record (policies.checks.spec)
+    from policies.config import Policy
 
 NAME = CheckName.IMAGE_EXISTS
 _AUTHORIZATION = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
@@ -52,16 +56,11 @@ def _sources(found: ImageFacts) -> str:
     return ", ".join(found.credential_sources) or "the pod's pull secrets"
 
 
-# Details that start with these name another host than the registry (webhook/registry/outbound.py's roles):
-# what failed there is reported against that host, never against the registry.
-_ELSEWHERE = ("token realm ", "redirect target ", "registry endpoint ")
-
-
 def _explain(found: ImageFacts) -> tuple[str, str]:
     registry, detail = found.registry, found.detail
     repository = _repository(found.reference)
-    if detail.startswith(_ELSEWHERE) and found.status not in _AUTHORIZATION:
-        return _elsewhere(found)
+    if found.failed_role is not None and found.status not in _AUTHORIZATION:
+        return _elsewhere(found)  # another host than the registry failed: reported against that host
     match found.status:
         case LookupStatus.NOT_FOUND:
             hint = (
@@ -191,3 +190,16 @@ def _tls_hint(found: ImageFacts) -> str:
     if "expired" in lowered or "not yet valid" in lowered:
         return f"renew the certificate of {host}"
     return f"install the registry's CA under /etc/containerd/certs.d/{host}/ on every node (and in registry.hostsDir)"
+
+
+SPEC = CheckSpec(
+    NAME,
+    check,
+    needs_registry=True,
+    rule=RuleText(
+        "The image exists in its registry",
+        "The registry must serve the tag or digest when asked the way the node asks (hosts.toml mirrors, "
+        "Accept list, the pod's credentials); a missing image ends in ErrImagePull, then ImagePullBackOff.",
+        "Check the repository and tag, or push the image; the finding names the closest existing tags.",
+    ),
+)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from policies.config import Policy
+from policies.checks.spec import CheckSpec, RuleText
 from policies.credentials import PodCredentials, SecretProblem, credentials_for
 from policies.model import CheckName, ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Reason
 from policies.node_pull import seen_from_nodes
+
+if TYPE_CHECKING:  # the policy schema is built from this module's record (policies.checks.spec)
+    from policies.config import Policy
 
 NAME = CheckName.PULL_SECRETS
 _AUTH_FAILURES = (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED)
@@ -140,3 +144,18 @@ def _no_matching_entry(image: ContainerImage, credentials: PodCredentials) -> Fi
 
 def _names(credentials: PodCredentials) -> str:
     return "secret " + ", ".join(f'"{n}"' for n in credentials.secret_names)
+
+
+SPEC = CheckSpec(
+    NAME,
+    check,
+    needs_registry=True,
+    rule=RuleText(
+        "The pull secrets exist and match the registry",
+        "The pod's imagePullSecrets (or its ServiceAccount's) must exist, be pull secrets, have an entry for "
+        "the image's registry under the kubelet's keyring rules, and be accepted by the registry. The kubelet "
+        "ignores a secret it cannot use and pulls anonymously.",
+        "Create or fix the secret: kubectl create secret docker-registry NAME --docker-server=REGISTRY "
+        "--docker-username=USER --docker-password=PASSWORD -n NAMESPACE.",
+    ),
+)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from policies.config import Policy
-from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
+from policies.checks.spec import CheckSpec, RuleText
+from policies.model import CheckName, ContainerImage, Facts, Finding, Mode, Reason
+
+if TYPE_CHECKING:  # the policy schema is built from this module's record (policies.checks.spec)
+    from policies.config import Policy
 
 NAME = CheckName.REFERENCE
 
@@ -37,3 +41,18 @@ def _hint(text: str, error: str) -> str:
     if "@" in text:
         return "a digest is algorithm:hex, e.g. @sha256:<64 hex digits>"
     return "use [registry[:port]/]repository[:tag][@digest] with a lowercase repository"
+
+
+SPEC = CheckSpec(
+    NAME,
+    check,
+    needs_registry=False,
+    rule=RuleText(
+        "The image reference is valid",
+        "The image string must parse under the reference grammar the kubelet uses (distribution/reference); "
+        "an invalid one ends in InvalidImageName and is never pulled.",
+        "Fix the image string: a lowercase repository path, a tag of at most 128 characters of [A-Za-z0-9_.-], "
+        "a digest written as sha256:<64 hex digits>.",
+    ),
+    default_mode=Mode.ENFORCE,  # an invalid name can never be pulled
+)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from policies.checks import CheckSpec
+from policies.checks import image_exists
 from policies.config import Policy, parse_policy
 from policies.decide import decide, mutate
 from policies.model import CheckName, ContainerImage, Facts, Finding, Mode, Reason
@@ -52,7 +53,7 @@ def unknown_check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequen
 
 
 def test_unknown_outcomes_follow_failure_policy() -> None:
-    checks = (CheckSpec(CheckName.IMAGE_EXISTS, unknown_check, needs_registry=True),)
+    checks = (replace(image_exists.SPEC, run=unknown_check),)
     open_ = decide(workload("a:1"), Facts(), parse_policy("mode: enforce"), checks)
     closed = decide(workload("a:1"), Facts(), parse_policy("mode: enforce\nfailurePolicy: closed"), checks)
     warned = decide(workload("a:1"), Facts(), parse_policy("mode: warn\nfailurePolicy: closed"), checks)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from policies.config import DEFAULT_POLICY, parse_policy
+from policies.config import DEFAULT_EXCLUDED_NAMESPACES, parse_policy
 from webhook import cli, limits, logs
 from webhook.certs.settings import CertSettings
 from webhook.check.command import CheckOptions
@@ -26,10 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 WORKLOAD_WEBHOOKS = ("validate.pullguard.io", "mutate.pullguard.io")
 
-try:  # policies/config.py's name for it; until it has one, the default policy's value is the same
-    from policies.config import DEFAULT_EXCLUDED_NAMESPACES as EXCLUDED  # type: ignore[attr-defined]
-except ImportError:
-    EXCLUDED = DEFAULT_POLICY.exclude_namespaces
+EXCLUDED = DEFAULT_EXCLUDED_NAMESPACES
 
 # The API resource (group, plural) the API server sends each kind webhook/review/workloads.py reads under.
 KIND_RESOURCES = {

@@ -181,9 +181,10 @@ def test_messages_for_digest_mismatch_and_for_hosts_other_than_the_registry() ->
     message, hint, unknown = _finding(mismatch)
     assert "does not match its digest" in message and "re-push registry.example.com/team/app" in hint and not unknown
     detail = "token realm http://169.254.169.254 (named by https://registry.example.com) is a link-local or ..."
-    message, hint, unknown = _finding(ImageFacts(ref, LookupStatus.BLOCKED, registry, detail=detail))
+    realm = {"failed_role": Role.REALM}  # the client says which host failed as fields; the detail only words it
+    message, hint, unknown = _finding(ImageFacts(ref, LookupStatus.BLOCKED, registry, detail=detail, **realm))
     assert message.endswith(f"could not verify: {detail}") and "allowLinkLocal" in hint and unknown
     detail = "token realm https://auth.example.com: connection refused"
-    message, hint, unknown = _finding(ImageFacts(ref, LookupStatus.REFUSED, registry, detail=detail))
+    message, hint, unknown = _finding(ImageFacts(ref, LookupStatus.REFUSED, registry, detail=detail, **realm))
     assert f"could not verify: {detail} (for registry {registry})" in message and unknown
     assert "refused the connection" not in message

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from policies.config import Policy
 from policies.decide import allowed_unchecked
 from policies.mirrors import MutateDecision
+from policies.mirrors import Outcome as MirrorResult
 from policies.model import Decision, Workload
 from policies.plan import Side
 from webhook.admission.envelope import (
@@ -144,7 +145,7 @@ def without_patch(decision: Decision) -> Decision:
     """The decision once its patch was dropped: no image was rewritten after all."""
     if isinstance(decision, MutateDecision):
         kept = tuple(
-            o._replace(outcome="patchFailed", detail="the patch did not apply") if o.rewritten else o
+            o._replace(outcome=MirrorResult.PATCH_FAILED, detail="the patch did not apply") if o.rewritten else o
             for o in decision.mirror_outcomes
         )
         return MutateDecision(allowed=decision.allowed, findings=decision.findings, mirror_outcomes=kept)

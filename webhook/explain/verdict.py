@@ -14,17 +14,18 @@ Verdicts:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from policies import render
+from policies.config import CHECK_RECORDS
 from policies.image.platforms import format as format_platform
 from policies.model import CheckName, ContainerKind, Decision, Finding, ImageFacts, LookupStatus, Reason
 from webhook.explain.pods import SANDBOX, FailingContainer
 from webhook.explain.pull_errors import REPRODUCED_BY, PullErrorClass
 
 DIFFERS = "the registry answers fine from here: the node's network/DNS/hosts.toml differs"
-_IRRELEVANT_CHECKS = frozenset({CheckName.LATEST_TAG})  # a floating tag is worth fixing, but it is not why a pull fails
+# Checks worth fixing whose findings are never why a pull failed (a floating tag), as their records say.
+_IRRELEVANT_CHECKS = frozenset(name for name, spec in CHECK_RECORDS.items() if not spec.explains_pull_failures)
 _PLATFORM_CLASSES = frozenset({PullErrorClass.NO_MATCHING_PLATFORM, PullErrorClass.EXEC_FORMAT})
 _AUTHORIZATION_CLASSES = frozenset({PullErrorClass.UNAUTHORIZED, PullErrorClass.DENIED})
 
@@ -49,10 +50,6 @@ def findings_for(decision: Decision | None, failing: FailingContainer) -> tuple[
         and j.finding.container.name == failing.name
         and j.finding.check not in _IRRELEVANT_CHECKS
     )
-
-
-def _names(node: str, message: str) -> bool:
-    return re.search(rf"(?<![\w.-]){re.escape(node)}(?![\w.-])", message) is not None
 
 
 def facts_evidence(facts: ImageFacts | None) -> list[str]:
@@ -92,7 +89,7 @@ def judge(
         return Verdict("notChecked", f"{error.summary} (--offline: not checked from here)", fix, (), ())
     definite = [f for f in findings if not f.unknown and not f.advisory]
     if error.klass is PullErrorClass.NEVER_PULL and node:  # "missing on node X" is advisory, but X is this pod's
-        definite += [f for f in findings if f.check == CheckName.NEVER_PULL and f.advisory and _names(node, f.message)]
+        definite += [f for f in findings if f.check == CheckName.NEVER_PULL and f.advisory and node in f.nodes]
     if error.klass in _AUTHORIZATION_CLASSES:  # a skipped secret is only advisory at admission (the image may not
         # need it), but a node refused for lack of credentials names it as the cause
         definite += [f for f in findings if f.reason is Reason.SECRET_IGNORED and f.advisory]

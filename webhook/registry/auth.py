@@ -30,9 +30,16 @@ DEFAULT_TOKEN_SECONDS = 60.0  # the token spec's default when expires_in is abse
 class AuthError(Exception):
     """Authentication could not be completed; carries the lookup status it amounts to."""
 
-    def __init__(self, status: LookupStatus, detail: str, credentials_sent: bool) -> None:
+    def __init__(
+        self, status: LookupStatus, detail: str, credentials_sent: bool, role: Role | None = None, host: str = ""
+    ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.credentials_sent = status, detail, credentials_sent
+        self.role, self.host = role, host  # set when the failure is at that host (a token realm), not the registry
+
+    @classmethod
+    def refused(cls, exc: Refused) -> AuthError:
+        return cls(LookupStatus.BLOCKED, exc.detail, False, exc.role, exc.host)
 
 
 def may_carry_credentials(url: httpx.URL) -> bool:
@@ -120,12 +127,13 @@ class Authenticator:
         except httpx.InvalidURL:
             realm = httpx.URL()
         if realm.scheme not in ("http", "https") or not realm.host:
-            raise AuthError(LookupStatus.MALFORMED, f"token realm is not an http(s) URL: {challenge.realm}", False)
+            detail = f"{Role.REALM} is not an http(s) URL: {challenge.realm}"
+            raise AuthError(LookupStatus.MALFORMED, detail, False, Role.REALM, challenge.realm)
         named_by = origin(url)
         try:
             await self._outbound.check(realm, Role.REALM, policy, named_by)
         except Refused as exc:
-            raise AuthError(LookupStatus.BLOCKED, exc.detail, False) from None
+            raise AuthError.refused(exc) from None
         params = {"scope": key[2]}
         if key[1]:
             params["service"] = key[1]
@@ -136,7 +144,8 @@ class Authenticator:
                 raise AuthError(LookupStatus.WITHHELD, _withheld(credential, realm, "token realm"), False)
             headers["Authorization"], sent = _basic(credential), True
         self.token_requests += 1
-        where = f"token realm {origin(realm)}"
+        host = origin(realm)
+        where = f"{Role.REALM} {host}"
         try:
             response = await self._outbound.send(
                 client,
@@ -150,18 +159,23 @@ class Authenticator:
                 named_by=named_by,
             )
         except Refused as exc:
-            raise AuthError(LookupStatus.BLOCKED, exc.detail, False) from None
+            raise AuthError.refused(exc) from None
         except BodyTooLarge as exc:
-            raise AuthError(LookupStatus.MALFORMED, f"{where}: {exc}", sent) from None
+            raise AuthError(LookupStatus.MALFORMED, f"{where}: {exc}", sent, Role.REALM, host) from None
         except httpx.HTTPError as exc:
             status, detail = classify_exception(exc)
-            raise AuthError(status, f"{where}: {detail}", sent) from None
+            raise AuthError(status, f"{where}: {detail}", sent, Role.REALM, host) from None
         if response.status_code in (401, 403):
-            raise AuthError(LookupStatus.UNAUTHORIZED, f"{where} refused: HTTP {response.status_code}", sent)
+            raise AuthError(
+                LookupStatus.UNAUTHORIZED, f"{where} refused: HTTP {response.status_code}", sent, Role.REALM, host
+            )
         if response.status_code != 200:
             status, detail = classify_status(response)
-            raise AuthError(status, f"{where}: {detail}", sent)
-        token, seconds = _read_token(response.content, where)
+            raise AuthError(status, f"{where}: {detail}", sent, Role.REALM, host)
+        try:
+            token, seconds = _read_token(response.content, where)
+        except AuthError as exc:
+            raise AuthError(exc.status, exc.detail, exc.credentials_sent, Role.REALM, host) from None
         self._tokens[key] = (time.monotonic() + max(seconds - 5, 1), token)
         return token
 

@@ -123,7 +123,8 @@ class RegistryClient:
         except TimeoutError:
             detail = f"no answer within {config.timeout_seconds:g}s"
             detail = f"{progress.waiting_for}: {detail}" if progress.waiting_for else detail
-            return ImageFacts(str(reference), LookupStatus.TIMEOUT, reference.domain, detail=detail)
+            facts = ImageFacts(str(reference), LookupStatus.TIMEOUT, reference.domain, detail=detail)
+            return replace(facts, failed_role=progress.role, failed_host=progress.host)
 
     async def _resolve(
         self, reference: Reference, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool
@@ -149,7 +150,7 @@ class RegistryClient:
                     endpoint.host, mapped=mapped, allow_link_local=config.allow_link_local
                 )
             except Refused as exc:
-                facts = replace(base, status=LookupStatus.BLOCKED, endpoint=endpoint.url, detail=exc.detail)
+                facts = replace(exc.blocked(base), endpoint=endpoint.url)
             else:
                 facts = await self._at(Peer(endpoint, policy), reference, credentials, platforms)
             if facts.status is LookupStatus.EXISTS:
@@ -204,9 +205,10 @@ class RegistryClient:
             if method == "HEAD" and response.status_code == 405:  # containerd's retryRequest: 405 only, then GET
                 response, sent = await self._request("GET", peer, reference, credential, "manifests", target)
         except AuthError as exc:
-            return replace(base, status=exc.status, detail=exc.detail, credentials_sent=exc.credentials_sent), None
+            failed = replace(base, status=exc.status, detail=exc.detail, failed_role=exc.role, failed_host=exc.host)
+            return replace(failed, credentials_sent=exc.credentials_sent), None
         except Refused as exc:
-            return replace(base, status=LookupStatus.BLOCKED, detail=exc.detail), None
+            return exc.blocked(base), None
         except manifests.MalformedManifestError as exc:
             return replace(base, status=LookupStatus.MALFORMED, detail=str(exc)), None
         except httpx.HTTPError as exc:
@@ -252,7 +254,7 @@ class RegistryClient:
             except DigestMismatch as exc:
                 return replace(base, status=LookupStatus.DIGEST_MISMATCH, detail=str(exc)), None
             except Refused as exc:
-                return replace(base, status=LookupStatus.BLOCKED, detail=exc.detail), None
+                return exc.blocked(base), None
             except (httpx.HTTPError, AuthError, manifests.MalformedManifestError) as exc:
                 return replace(base, status=LookupStatus.MALFORMED, detail=f"manifest unreadable: {exc}"), None
             body, claimed = got.content, claimed or got.headers.get("docker-content-digest") or None
@@ -308,7 +310,7 @@ class RegistryClient:
         except DigestMismatch as exc:
             return replace(facts, status=LookupStatus.DIGEST_MISMATCH, detail=str(exc))
         except Refused as exc:
-            return replace(facts, status=LookupStatus.BLOCKED, detail=exc.detail)
+            return exc.blocked(facts)
         except (manifests.MalformedManifestError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
             # the tag resolves, but the pull would fail reading what it points to
             return replace(facts, status=LookupStatus.MALFORMED, detail=f"manifest or config unreadable: {exc}")

@@ -26,12 +26,12 @@ import contextvars
 import ssl
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, replace
 
 import httpcore
 import httpx
 
+from policies.model import ImageFacts, LookupStatus, OutboundRole
 from webhook.registry.bodies import MAX_ERROR_BYTES, read_capped
 from webhook.registry.endpoint import RegistryEndpoint
 from webhook.registry.guard import (
@@ -47,10 +47,7 @@ MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
-class Role(StrEnum):
-    ENDPOINT = "registry endpoint"
-    REALM = "token realm"
-    REDIRECT = "redirect target"
+Role = OutboundRole  # the role a request's host has in the lookup; a failed lookup's facts carry it (failed_role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +71,19 @@ class Peer:
 
 
 class Refused(Exception):
-    """The outbound policy refused a host; `detail` names the host, its role and the rule."""
+    """The outbound policy refused a host; `detail` names the host, its role and the rule. `role` and `host` say
+    the same as fields, for the facts (a failure there is that host's, not the registry's)."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, role: Role, host: str, rest: str) -> None:
+        self.detail = f"{role} {host}{rest}"
+        super().__init__(self.detail)
+        self.role, self.host = role, host
+
+    def blocked(self, facts: ImageFacts) -> ImageFacts:
+        """The lookup's facts: blocked, with the refused host and its role as fields (the detail words them)."""
+        return replace(
+            facts, status=LookupStatus.BLOCKED, detail=self.detail, failed_role=self.role, failed_host=self.host
+        )
 
 
 def origin(url: httpx.URL) -> str:
@@ -107,7 +112,12 @@ class Progress:
     """What a lookup is waiting for when it is not its registry endpoint (a realm, a redirect target): a
     deadline that strikes then is reported against that host."""
 
-    waiting_for: str = ""
+    role: Role | None = None  # None: the registry endpoint, or nothing
+    host: str = ""
+
+    @property
+    def waiting_for(self) -> str:
+        return f"{self.role} {self.host}" if self.role is not None else ""
 
 
 _PROGRESS: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("pullguard_progress", default=None)
@@ -243,7 +253,7 @@ class Outbound:
         addresses = await self.guard.addresses(host)
         why = judge(addresses, OutboundPolicy(allow_link_local, loopback=mapped), Role.ENDPOINT)
         if why is not None:
-            raise Refused(f"{Role.ENDPOINT} {host} {why}")
+            raise Refused(Role.ENDPOINT, host, f" {why}")
         on_loopback = mapped and bool(addresses) and all(loopback_address(a) for a in addresses)
         return OutboundPolicy(allow_link_local, loopback=on_loopback)
 
@@ -251,7 +261,7 @@ class Outbound:
         """`Refused` unless `url`'s host may be contacted in `role`."""
         why = judge(await self.guard.addresses(url.host), policy, role)
         if why is not None:
-            raise Refused(f"{role} {origin(url)}{_by(named_by)} {why}: not contacted")
+            raise Refused(role, origin(url), f"{_by(named_by)} {why}: not contacted")
 
     async def send(
         self,
@@ -273,13 +283,13 @@ class Outbound:
         for hop in range(MAX_REDIRECTS + 1):
             await self.check(url, role, policy, named_by)
             token = _CURRENT.set(policy)
-            progress.waiting_for = "" if role is Role.ENDPOINT else f"{role} {origin(url)}"
+            progress.role, progress.host = (None, "") if role is Role.ENDPOINT else (role, origin(url))
             try:
                 async with client.stream(method, url, headers=headers) as streamed:
                     location = streamed.headers.get("location")
                     if streamed.status_code not in _REDIRECTS or not location or hop == MAX_REDIRECTS:
                         body = await _read(streamed, cap, what)
-                        progress.waiting_for = ""
+                        progress.role, progress.host = None, ""
                         return httpx.Response(
                             streamed.status_code, headers=streamed.headers, content=body, request=streamed.request
                         )
@@ -287,7 +297,7 @@ class Outbound:
                 refused = _dial_refusal(exc)
                 if refused is None:
                     raise
-                raise Refused(f"{role} {origin(url)}{_by(named_by)} {refused}") from None
+                raise Refused(role, origin(url), f"{_by(named_by)} {refused}") from None
             finally:
                 _CURRENT.reset(token)
             target = url.join(location)

@@ -14,13 +14,15 @@ from pydantic.alias_generators import to_snake
 
 from policies.bounded_yaml import TooMuchYAML, load_bounded
 from policies.checks import ALL_CHECKS, CheckSpec
-from policies.checks.spec import MAX_PATTERNS, CheckConfig, ModeSetting
-from policies.checks.spec import Strict as _Strict
+from policies.checks.spec import CheckConfig
 from policies.image.keyring import urls_match_str
 from policies.image.reference import InvalidReference
 from policies.image.reference import parse as parse_reference
 from policies.image.text import clip
+from policies.lookup import RegistryConfig
 from policies.model import CheckName, Mode
+from policies.schema import MAX_PATTERNS, ModeSetting
+from policies.schema import Strict as _Strict
 
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "pullguard")  # the namespaces the webhooks skip (manifests/)
 
@@ -183,18 +185,6 @@ class Mirror(_Strict):
         if isinstance(self.namespaces, tuple):
             return namespace in self.namespaces
         return self.namespaces.matches(labels) if labels is not None else None
-
-
-class CacheConfig(_Strict):
-    positive_seconds: Annotated[StrictFloat, Field(ge=0)] = 300
-    negative_seconds: Annotated[StrictFloat, Field(ge=0)] = 30
-
-
-class RegistryConfig(_Strict):
-    timeout_seconds: Annotated[StrictFloat, Field(gt=0, le=30)] = 3
-    hosts_dir: str | None = None
-    cache: CacheConfig = CacheConfig()
-    allow_link_local: StrictBool = False  # link-local/metadata addresses are refused: no SSRF through the webhook
 
 
 # Where each default comes from: the matchImages of the credential provider each managed platform configures on its

@@ -25,6 +25,7 @@ from policies.config import Policy
 from policies.credentials import NodeCredentials, PodCredentials, pod_credentials
 from policies.image.keyring import repo_to_pull
 from policies.image.pull_secret_parse import Credential
+from policies.lookup import Lookup, LookupKind
 from policies.mirror_routes import mirrored
 from policies.model import ClusterFacts, Mode, Workload
 
@@ -34,17 +35,6 @@ class Side(StrEnum):
 
     VALIDATE = "validate"
     MUTATE = "mutate"
-
-
-class LookupKind(StrEnum):
-    IMAGE = "image"  # the image as written: its facts feed the checks (and, mutating, the private-source rule)
-    MIRROR = "mirror"  # a rewritten image on a mirror: does the mirror serve it to this pod?
-
-
-class Lookup(NamedTuple):  # a tuple: built per image per review, and a dict key, so cheap to make and hash
-    kind: LookupKind
-    reference: str  # the pull reference to ask for
-    credentials: tuple[Credential, ...]  # what the kubelet would send, in the order it tries them
 
 
 class Skip(StrEnum):

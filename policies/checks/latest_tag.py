@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
-from policies.checks.spec import MAX_PATTERNS, CheckConfig, CheckSpec, RuleText
+from policies.checks.spec import CheckConfig, CheckSpec, RuleText
 from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
+from policies.schema import MAX_PATTERNS
 
 if TYPE_CHECKING:  # the policy schema is built from this module's record (policies.checks.spec)
     from policies.config import Policy

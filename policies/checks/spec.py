@@ -1,4 +1,4 @@
-"""The record a check declares about itself (`CheckSpec`), and the schema pieces a check's options build on.
+"""The record a check declares about itself (`CheckSpec`); its options build on policies/schema.py.
 
 Everything about a check has one home, its module: the policy schema (policies/config.py), the embedded default
 policy, the SARIF rules and `explain` are built from these records, so none can name a check that has no record.
@@ -10,41 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict
-from pydantic.alias_generators import to_camel
+from typing import TYPE_CHECKING
 
 from policies.model import CheckName, ContainerImage, Facts, Finding, Mode
+from policies.schema import ModeSetting, Strict
 
 if TYPE_CHECKING:  # the schema is built from the records: a check only receives a Policy
     from policies.config import Policy
 
 CheckFunction = Callable[[ContainerImage, Facts, "Policy"], Sequence[Finding]]
-
-# How many entries a list of the policy may have: each is matched per image or per review, so the work a review
-# costs stays bounded whatever policy was accepted (README "Limits").
-MAX_PATTERNS = 1000
-
-
-def _yaml_off(value: Any) -> Any:
-    """YAML 1.1 reads an unquoted `off` as false; a mode of false can only mean `off`."""
-    return "off" if value is False else value
-
-
-ModeSetting = Annotated[Mode, BeforeValidator(_yaml_off)]
-
-
-class Strict(BaseModel):
-    """The base of every policy model: unknown keys rejected, camelCase keys, immutable."""
-
-    model_config = ConfigDict(
-        # Lax mode so YAML lists fill tuples and strings fill enums; scalars that must not be coerced are Strict*.
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-    )
 
 
 class CheckConfig(Strict):

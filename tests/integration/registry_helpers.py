@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policies.config import RegistryConfig
 from policies.image.pull_secret_parse import Credential
 from policies.image.reference import parse_docker_ref
+from policies.lookup import RegistryConfig
 from webhook.registry.client import RegistryClient
 
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from policies.config import RegistryConfig
 from policies.image.pull_secret_parse import Credential, CredentialSource
 from policies.image.reference import parse_docker_ref
+from policies.lookup import RegistryConfig
 from webhook.registry.client import RegistryClient
 
 from .hostile_registry import ConnectionRecorder, HostileRegistry, challenge, redirect, token

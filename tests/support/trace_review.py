@@ -32,7 +32,7 @@ from webhook.sources.policy import PolicyHolder
 
 OURS = ("policies", "webhook")
 IO_CLIENTS = ("webhook.registry", "webhook.kube", "webhook.node")
-FACT_TYPES = ("policies.image", "policies.model")  # what the I/O clients may use of the core
+FACT_TYPES = ("policies.image", "policies.model", "policies.lookup", "policies.schema")  # what the I/O clients may use
 Edge = tuple[str, str]
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from policies.config import RegistryConfig
 from policies.image.platforms import Platform
 from policies.image.pull_secret_parse import Credential, CredentialSource
+from policies.lookup import RegistryConfig
 from policies.model import ImageFacts
 from tests.support.image_model import BuiltManifest, digest_of
 from tests.support.images import build_image

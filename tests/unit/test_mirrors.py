@@ -6,9 +6,10 @@ import jsonpatch
 import pytest
 
 from policies.config import parse_policy
+from policies.lookup import LookupKind
 from policies.mirrors import object_meta, rewrites
 from policies.model import ClusterFacts, Facts, PatchOperation
-from policies.plan import LookupKind, Side, plan
+from policies.plan import Side, plan
 from tests.reviews import manifest
 from tests.unit.policy_helpers import workload
 from webhook.review.workloads import extract

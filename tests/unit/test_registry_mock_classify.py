@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from policies.config import RegistryConfig
+from policies.lookup import RegistryConfig
 from policies.model import LookupStatus
 from tests.support.image_model import OCI_CONFIG, Blob, BuiltManifest
 from tests.unit.registry_mock import (

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from policies.config import RegistryConfig
+from policies.lookup import RegistryConfig
 from policies.model import LookupStatus
 from tests.unit.registry_mock import (
     AMD64,

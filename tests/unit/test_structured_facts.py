@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from policies.checks import image_exists, never_pull
-from policies.config import DEFAULT_POLICY, RegistryConfig
+from policies.config import DEFAULT_POLICY
 from policies.decide import decide
+from policies.lookup import RegistryConfig
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, OutboundRole
 from tests.unit.cluster_helpers import node
 from tests.unit.policy_helpers import workload

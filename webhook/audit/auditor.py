@@ -33,8 +33,9 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as MetricCounter
 
 from policies.config import Policy
+from policies.lookup import Lookup
 from policies.model import ImageFacts
-from policies.plan import Lookup, Side, Skip
+from policies.plan import Side, Skip
 from webhook.audit.lease import Lease
 from webhook.formats.policyreport import (
     GROUP,

@@ -12,7 +12,8 @@ import asyncio
 import re
 from dataclasses import replace
 
-from policies.config import Policy, RegistryConfig
+from policies.config import Policy
+from policies.lookup import RegistryConfig
 from policies.model import ImageFacts, LookupStatus
 from webhook.check.progress import Progress
 from webhook.kube.view import ClusterView

@@ -12,8 +12,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
-from policies.config import RegistryConfig
 from policies.image.pull_secret_parse import Credential
+from policies.lookup import RegistryConfig
 from policies.model import ImageFacts, LookupStatus
 
 Value = TypeVar("Value")

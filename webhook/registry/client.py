@@ -24,12 +24,11 @@ from dataclasses import replace
 
 import httpx
 
-from policies.config import RegistryConfig
 from policies.image.platforms import Platform
 from policies.image.pull_secret_parse import Credential
 from policies.image.reference import Reference, parse_docker_ref
+from policies.lookup import Lookup, RegistryConfig
 from policies.model import ImageFacts, LookupStatus
-from policies.plan import Lookup
 from webhook.metrics import Metrics
 from webhook.registry import manifests
 from webhook.registry.auth import Authenticator, AuthError, scope_error

@@ -12,10 +12,11 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
-from policies.config import Policy, RegistryConfig
+from policies.config import Policy
 from policies.credentials import pull_secret_names
+from policies.lookup import Lookup, LookupKind, RegistryConfig
 from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
-from policies.plan import Lookup, LookupKind, Side, credentials_only, plan
+from policies.plan import Side, credentials_only, plan
 from webhook.kube.view import ClusterView
 from webhook.node.keyring import NodeCredentialSource
 from webhook.registry.client import RegistryClient

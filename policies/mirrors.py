@@ -31,15 +31,14 @@ from policies.model import (
     Decision,
     Facts,
     Finding,
-    ImageFacts,
     JudgedFinding,
-    LookupStatus,
     MirrorCheck,
     Mode,
     PatchOperation,
     Reason,
     Workload,
 )
+from policies.registry_facts import ImageFacts, LookupStatus
 
 ORIGINAL_IMAGES = "pullguard.io/original-images"
 OPT_OUT = "pullguard.io/rewrite"  # "false" on the object or its pod template: never rewrite its images

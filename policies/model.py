@@ -14,9 +14,9 @@ from functools import lru_cache
 from typing import Any, Literal, TypedDict
 
 from policies.image.keyring import Keyring, repo_to_pull
-from policies.image.platforms import Platform
 from policies.image.pull_secret_parse import Credential
 from policies.image.reference import InvalidReference, Reference, parse_docker_ref, parse_normalized
+from policies.registry_facts import ImageFacts
 
 # Reviews repeat the same few images endlessly; a Reference is immutable, so parse each string once.
 _parse = lru_cache(maxsize=8192)(parse_normalized)
@@ -152,83 +152,6 @@ class Workload:
     namespace: str
     name: str
     images: tuple[ContainerImage, ...]
-
-
-# An index lists one manifest per platform; anything else is one image for one platform.
-INDEX_MEDIA_TYPES = frozenset(
-    {"application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
-)
-
-
-class LookupStatus(StrEnum):
-    """How a registry lookup ended. Every lookup ends as exactly one of these; none escapes as an exception."""
-
-    EXISTS = "exists"
-    NOT_FOUND = "notFound"
-    UNAUTHORIZED = "unauthorized"
-    DENIED = "denied"
-    RATE_LIMITED = "rateLimited"
-    DNS = "dns"
-    REFUSED = "refused"
-    TIMEOUT = "timeout"
-    TLS = "tls"
-    SERVER_ERROR = "serverError"
-    MALFORMED = "malformed"
-    NODE_LOCAL = "nodeLocal"  # localhost registries: only the node can see them
-    BLOCKED = "blocked"  # link-local / metadata addresses: never contacted from the webhook
-    WITHHELD = "credentialsWithheld"  # the node would send credentials where pullguard's rules do not
-    DIGEST_MISMATCH = "digestMismatch"  # content whose hash is not its digest: containerd fails the pull
-    NOT_CHECKED = "notChecked"  # offline, or no lookup was made
-
-    @property
-    def definite(self) -> bool:
-        """The outcome predicts the node's pull. The rest say only that the webhook could not tell."""
-        return self in _DEFINITE
-
-
-_DEFINITE = frozenset(
-    {
-        LookupStatus.EXISTS,
-        LookupStatus.NOT_FOUND,
-        LookupStatus.UNAUTHORIZED,
-        LookupStatus.DENIED,
-        LookupStatus.TLS,
-        LookupStatus.DIGEST_MISMATCH,
-    }
-)
-
-
-class OutboundRole(StrEnum):  # a host the registry client contacts, by its role in the lookup
-    ENDPOINT = "registry endpoint"
-    REALM = "token realm"
-    REDIRECT = "redirect target"
-
-
-@dataclass(frozen=True, slots=True)
-class ImageFacts:
-    """What the registry said about one pull reference, as the node would ask it."""
-
-    reference: str  # the pull reference looked up (docker.io/library/nginx:latest)
-    status: LookupStatus
-    registry: str  # the image's registry host as written (docker.io, registry.example.com:5000)
-    endpoint: str = ""  # the URL that gave the answer (a mirror from hosts.toml, or the registry itself)
-    detail: str = ""  # the cause in a few words: "x509: certificate signed by unknown authority"
-    digest: str | None = None
-    media_type: str | None = None
-    platforms: tuple[Platform, ...] | None = None  # None: not fetched; attestation entries excluded
-    credentials_sent: bool = False
-    credential_sources: tuple[str, ...] = ()  # e.g. "secret shop/regcred" (never the credential itself)
-    similar_tags: tuple[str, ...] = ()  # for NOT_FOUND, closest first, when the registry lists tags
-    retry_after_seconds: float | None = None
-    rate_limit: str = ""  # "remaining 0 of 100;w=21600" from the ratelimit-* headers
-    # The host the lookup failed at when the failure is that host's and not the registry's answer (a refused
-    # endpoint, a token realm, a redirect target): its role, and the host as `detail` names it.
-    failed_role: OutboundRole | None = None
-    failed_host: str = ""
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_MEDIA_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from policies.image.keyring import repo_to_pull, urls_match_str
 from policies.image.reference import InvalidReference
 from policies.image.reference import parse as parse_reference
-from policies.model import ContainerImage, Facts, Finding, ImageFacts, LookupStatus, NodeFacts, Reason
+from policies.model import ContainerImage, Facts, Finding, NodeFacts, Reason
+from policies.registry_facts import ImageFacts, LookupStatus
 from policies.render import node_names
 from policies.scheduling import candidate_nodes, lists_full
 

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from policies.checks.spec import CheckSpec, RuleText
-from policies.model import CheckName, ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Mode, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Mode, Reason
 from policies.node_pull import seen_from_nodes
+from policies.registry_facts import Cause, ImageFacts, LookupStatus
 
 if TYPE_CHECKING:  # the policy schema is built from this module's record (policies.checks.spec)
     from policies.config import Policy
@@ -68,7 +69,7 @@ def _explain(found: ImageFacts) -> tuple[str, str]:
                 if found.similar_tags
                 else "check the repository and tag, or push the image"
             )
-            if detail == "repository unknown":
+            if found.cause is Cause.REPOSITORY_UNKNOWN:
                 return f"repository {repository} does not exist in registry {registry}", (
                     "check the repository name (and the registry), or push the image"
                 )
@@ -151,7 +152,7 @@ def _elsewhere(found: ImageFacts) -> tuple[str, str]:
     if found.status is LookupStatus.BLOCKED:
         hint = (
             "set registry.allowLinkLocal if this address is intended"
-            if "link-local" in found.detail
+            if found.cause is Cause.LINK_LOCAL
             else f"serve {found.registry}'s token realm and redirects from a routable address, or map "
             "the registry to loopback in registry.hostsDir if it really runs there"
         )
@@ -184,10 +185,9 @@ def _dns_hint(registry: str, host: str) -> str:
 
 def _tls_hint(found: ImageFacts) -> str:
     host = found.registry
-    lowered = found.detail.lower()
-    if "hostname" in lowered or "ip address mismatch" in lowered:
+    if found.cause is Cause.CERTIFICATE_NAME:
         return f"use the name the registry's certificate is issued for, or reissue it to include {host}"
-    if "expired" in lowered or "not yet valid" in lowered:
+    if found.cause is Cause.CERTIFICATE_DATES:
         return f"renew the certificate of {host}"
     return f"install the registry's CA under /etc/containerd/certs.d/{host}/ on every node (and in registry.hostsDir)"
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from policies.checks.spec import CheckSpec, RuleText
 from policies.credentials import PodCredentials, SecretProblem, credentials_for
-from policies.model import CheckName, ContainerImage, Facts, Finding, ImageFacts, LookupStatus, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
 from policies.node_pull import seen_from_nodes
+from policies.registry_facts import ImageFacts, LookupStatus
 
 if TYPE_CHECKING:  # the policy schema is built from this module's record (policies.checks.spec)
     from policies.config import Policy

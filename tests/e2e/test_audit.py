@@ -23,7 +23,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from policies.config import Policy, parse_policy
-from policies.model import ImageFacts
+from policies.registry_facts import ImageFacts
 from tests.e2e.cluster import Cluster
 from tests.e2e.cluster_scenarios import NodeSpec, map_host, nodes, policy_configmap, pull_secret
 from tests.server import start_pullguard

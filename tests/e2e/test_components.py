@@ -13,7 +13,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from policies.model import LookupStatus
+from policies.registry_facts import LookupStatus
 from tests.e2e.cluster import REPO_ROOT, Cluster
 from tests.server import start_pullguard
 

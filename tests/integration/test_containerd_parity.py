@@ -20,7 +20,8 @@ import pytest
 
 from policies.config import Policy
 from policies.decide import decide
-from policies.model import Decision, Facts, Finding, LookupStatus, Reason
+from policies.model import Decision, Facts, Finding, Reason
+from policies.registry_facts import LookupStatus
 from tests.integration.containerd_parity_scenarios import (
     NAMESPACE,
     SCENARIOS,

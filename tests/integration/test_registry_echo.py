@@ -14,7 +14,8 @@ import pytest
 from policies.checks import image_exists
 from policies.config import parse_policy
 from policies.image.pull_secret_parse import Credential, CredentialSource
-from policies.model import ContainerImage, ContainerKind, Facts, ImageFacts, PodContext
+from policies.model import ContainerImage, ContainerKind, Facts, PodContext
+from policies.registry_facts import ImageFacts
 from tests.integration.registry_helpers import config, lookup, map_host
 from tests.support.hostile_registry import HostileRegistry, challenge, digest, token
 from tests.support.loopback import RequestHandler

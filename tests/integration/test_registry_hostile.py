@@ -15,7 +15,8 @@ from policies.checks import image_exists
 from policies.config import parse_policy
 from policies.image.platforms import Platform
 from policies.image.pull_secret_parse import Credential, CredentialSource
-from policies.model import ContainerImage, ContainerKind, Facts, LookupStatus, PodContext
+from policies.model import ContainerImage, ContainerKind, Facts, PodContext
+from policies.registry_facts import LookupStatus
 from tests.integration.registry_helpers import config, lookup, map_host
 from tests.support.faults import refused_endpoint, start_blackhole
 from tests.support.hostile_registry import (

@@ -9,7 +9,7 @@ import pytest
 
 from policies.image.platforms import Platform
 from policies.image.pull_secret_parse import Credential, CredentialSource
-from policies.model import LookupStatus
+from policies.registry_facts import Cause, LookupStatus
 from tests.integration.registry_helpers import config, lookup, map_host
 from tests.support.faults import refused_endpoint
 from tests.support.pushers import StandardImages, push_single_arch
@@ -68,7 +68,8 @@ async def test_missing_tag_lists_the_closest_existing_tags(
     missing_repo = await lookup(client, f"{plain_registry.host}/no/such-repo:1", config(plain_hosts))
     assert missing_repo.status is LookupStatus.NOT_FOUND
     assert missing_repo.similar_tags == ()
-    assert missing_repo.detail == "repository unknown"
+    assert missing_repo.detail == "repository unknown" and missing_repo.cause is Cause.REPOSITORY_UNKNOWN
+    assert facts.cause is None  # a missing tag in a known repository
 
 
 async def test_node_local_registries_are_not_contacted_unless_mapped(

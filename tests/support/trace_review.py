@@ -32,7 +32,7 @@ from webhook.sources.policy import PolicyHolder
 
 OURS = ("policies", "webhook")
 IO_CLIENTS = ("webhook.registry", "webhook.kube", "webhook.node")
-FACT_TYPES = ("policies.image", "policies.model", "policies.lookup", "policies.schema")  # what the I/O clients may use
+FACT_TYPES = ("policies.image", "policies.model", "policies.registry_facts", "policies.lookup", "policies.schema")
 Edge = tuple[str, str]
 
 

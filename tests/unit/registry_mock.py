@@ -14,7 +14,7 @@ import pytest
 from policies.image.platforms import Platform
 from policies.image.pull_secret_parse import Credential, CredentialSource
 from policies.lookup import RegistryConfig
-from policies.model import ImageFacts
+from policies.registry_facts import ImageFacts
 from tests.support.image_model import BuiltManifest, digest_of
 from tests.support.images import build_image
 from webhook.registry import guard, outbound

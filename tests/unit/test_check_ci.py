@@ -14,7 +14,8 @@ from prometheus_client import generate_latest
 
 from policies.checks import image_exists
 from policies.config import parse_policy
-from policies.model import Facts, ImageFacts, LookupStatus
+from policies.model import Facts
+from policies.registry_facts import ImageFacts, LookupStatus
 from tests.unit.policy_helpers import image
 from webhook.check.progress import Progress
 from webhook.metrics import Metrics

@@ -11,16 +11,8 @@ import pytest
 
 from policies.config import parse_policy
 from policies.decide import decide
-from policies.model import (
-    ClusterFacts,
-    Facts,
-    ImageFacts,
-    LookupStatus,
-    Reason,
-    SecretFacts,
-    ServiceAccountFacts,
-    Workload,
-)
+from policies.model import ClusterFacts, Facts, Reason, SecretFacts, ServiceAccountFacts, Workload
+from policies.registry_facts import ImageFacts, LookupStatus
 from tests.unit.cluster_helpers import container, dockerconfigjson
 from webhook.check.secrets import unverifiable
 

@@ -8,7 +8,8 @@ from typing import Any
 from policies.config import DEFAULT_POLICY
 from policies.decide import decide
 from policies.image.platforms import Platform
-from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
+from policies.model import ClusterFacts, Facts, Workload
+from policies.registry_facts import ImageFacts, LookupStatus
 from tests.unit.cluster_helpers import node
 from webhook.explain.pods import FailingContainer, failing_containers
 from webhook.explain.verdict import DIFFERS, judge

@@ -5,7 +5,8 @@ import pytest
 from policies.checks import image_exists
 from policies.config import DEFAULT_POLICY, parse_policy
 from policies.decide import decide
-from policies.model import Facts, ImageFacts, LookupStatus, Reason
+from policies.model import Facts, Reason
+from policies.registry_facts import Cause, ImageFacts, LookupStatus
 from tests.unit.policy_helpers import image, workload
 
 REF = "registry.example.com/team/app:1.2"
@@ -66,12 +67,18 @@ def only(status: LookupStatus, **kwargs: object):  # type: ignore[no-untyped-def
         ),
         (
             LookupStatus.TLS,
-            {"detail": "x509: certificate is not valid for this host (hostname mismatch)"},
+            {"detail": "x509: certificate is not valid for this host", "cause": Cause.CERTIFICATE_NAME},
             "TLS",
             "use the name the registry's certificate is issued for",
             False,
         ),
-        (LookupStatus.TLS, {"detail": "x509: certificate has expired"}, "TLS", "renew the certificate", False),
+        (
+            LookupStatus.TLS,
+            {"detail": "x509: certificate has expired", "cause": Cause.CERTIFICATE_DATES},
+            "TLS",
+            "renew the certificate",
+            False,
+        ),
         (
             LookupStatus.RATE_LIMITED,
             {"rate_limit": "remaining 0 of 100", "retry_after_seconds": 30.0},

@@ -24,7 +24,8 @@ from policies.mirrors import (
     object_meta,
     plan,
 )
-from policies.model import Facts, ImageFacts, LookupStatus
+from policies.model import Facts
+from policies.registry_facts import ImageFacts, LookupStatus
 from policies.render import warning_lines
 from tests.unit.policy_helpers import workload
 from webhook.review.workloads import extract

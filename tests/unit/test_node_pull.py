@@ -12,8 +12,9 @@ from policies.checks import architecture, image_exists, pull_secrets
 from policies.config import DEFAULT_POLICY, Policy, parse_policy
 from policies.credentials import NodeCredentials
 from policies.image.platforms import Platform
-from policies.model import ClusterFacts, Facts, Finding, ImageFacts, LookupStatus, NodeFacts, Reason
+from policies.model import ClusterFacts, Facts, Finding, NodeFacts, Reason
 from policies.node_pull import OnNodes, placement
+from policies.registry_facts import ImageFacts, LookupStatus
 from tests.unit.cluster_helpers import container, node
 
 IMAGE = "registry.example.com/team/app:1.0"

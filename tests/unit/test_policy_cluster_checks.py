@@ -7,15 +7,8 @@ import pytest
 from policies.checks import architecture, image_exists, never_pull, pull_secrets
 from policies.config import DEFAULT_POLICY
 from policies.image.platforms import Platform
-from policies.model import (
-    ClusterFacts,
-    Facts,
-    ImageFacts,
-    LookupStatus,
-    Reason,
-    SecretFacts,
-    ServiceAccountFacts,
-)
+from policies.model import ClusterFacts, Facts, Reason, SecretFacts, ServiceAccountFacts
+from policies.registry_facts import ImageFacts, LookupStatus
 from tests.unit.cluster_helpers import arch_affinity, container, dockerconfigjson, node
 
 PRIVATE = "registry.example.com/team/app:1.0"

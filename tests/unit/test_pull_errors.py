@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from policies.model import LookupStatus
+from policies.registry_facts import LookupStatus
 from webhook.explain.pull_errors import REPRODUCED_BY, PullErrorClass, classify
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pull_errors" / "texts.yaml"

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from policies.image.pull_secret_parse import Credential, CredentialSource
-from policies.model import LookupStatus
+from policies.registry_facts import LookupStatus
 from webhook.registry.auth import Authenticator, AuthError, may_carry_credentials
 from webhook.registry.challenge import Challenge, parse_challenges
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from policies.image.pull_secret_parse import Credential
-from policies.model import LookupStatus
+from policies.registry_facts import LookupStatus
 from tests.unit.registry_mock import (
     IMAGE,
     OTHER,

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from policies.lookup import RegistryConfig
-from policies.model import LookupStatus
+from policies.registry_facts import Cause, LookupStatus
 from tests.support.image_model import OCI_CONFIG, Blob, BuiltManifest
 from tests.unit.registry_mock import (
     REGISTRY,
@@ -79,6 +79,7 @@ async def test_a_missing_tag_lists_the_closest_tags_and_a_missing_repository_say
     wire = Wire({REGISTRY: answer(404, "NAME_UNKNOWN")})
     facts = await lookup(wire, f"{REGISTRY}/no/such:1")
     assert (facts.status, facts.detail, facts.similar_tags) == (LookupStatus.NOT_FOUND, "repository unknown", ())
+    assert facts.cause is Cause.REPOSITORY_UNKNOWN
 
 
 def manifest_with(body: bytes, content_type: str) -> SyncHandler:

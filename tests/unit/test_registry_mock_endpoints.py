@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from policies.lookup import RegistryConfig
-from policies.model import LookupStatus
+from policies.registry_facts import LookupStatus
 from tests.unit.registry_mock import (
     AMD64,
     IMAGE,

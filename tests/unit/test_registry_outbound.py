@@ -11,7 +11,8 @@ import pytest
 from policies.checks import image_exists
 from policies.config import parse_policy
 from policies.image.pull_secret_parse import Credential, CredentialSource
-from policies.model import ContainerImage, ContainerKind, Facts, ImageFacts, LookupStatus, PodContext
+from policies.model import ContainerImage, ContainerKind, Facts, PodContext
+from policies.registry_facts import Cause, ImageFacts, LookupStatus
 from webhook.registry.auth import Authenticator, AuthError
 from webhook.registry.bodies import BodyTooLarge, DigestMismatch, read_capped, verify
 from webhook.registry.challenge import Challenge
@@ -48,16 +49,20 @@ def test_split_host_is_lenient_where_split_host_port_errs(host: str, name: str) 
 def test_link_local_and_metadata_in_every_spelling(address: str) -> None:
     assert forbidden_address(address)
     for role in Role:
-        assert "link-local or metadata" in (judge([address], OutboundPolicy(loopback=True), role) or "")
+        refusal = judge([address], OutboundPolicy(loopback=True), role)
+        assert refusal is not None and "link-local or metadata" in refusal.reason
+        assert refusal.cause is Cause.LINK_LOCAL  # a field: the fix (registry.allowLinkLocal) is chosen from it
         assert judge([address], OutboundPolicy(allow_link_local=True), role) is None
 
 
 @pytest.mark.parametrize("address", LOOPBACK)
 def test_loopback_only_for_an_endpoint_on_loopback(address: str) -> None:
     assert loopback_address(address)
-    assert "registry.hostsDir" in (judge([address], OutboundPolicy(), Role.ENDPOINT) or "")
+    endpoint = judge([address], OutboundPolicy(), Role.ENDPOINT)
+    assert endpoint is not None and "registry.hostsDir" in endpoint.reason and endpoint.cause is None
     for role in (Role.REALM, Role.REDIRECT):
-        assert "the registry endpoint is not" in (judge([address], OutboundPolicy(), role) or "")
+        other = judge([address], OutboundPolicy(), role)
+        assert other is not None and "the registry endpoint is not" in other.reason
         assert judge([address], OutboundPolicy(loopback=True), role) is None
 
 
@@ -182,7 +187,8 @@ def test_messages_for_digest_mismatch_and_for_hosts_other_than_the_registry() ->
     assert "does not match its digest" in message and "re-push registry.example.com/team/app" in hint and not unknown
     detail = "token realm http://169.254.169.254 (named by https://registry.example.com) is a link-local or ..."
     realm = {"failed_role": Role.REALM}  # the client says which host failed as fields; the detail only words it
-    message, hint, unknown = _finding(ImageFacts(ref, LookupStatus.BLOCKED, registry, detail=detail, **realm))
+    blocked = ImageFacts(ref, LookupStatus.BLOCKED, registry, detail=detail, cause=Cause.LINK_LOCAL, **realm)
+    message, hint, unknown = _finding(blocked)
     assert message.endswith(f"could not verify: {detail}") and "allowLinkLocal" in hint and unknown
     detail = "token realm https://auth.example.com: connection refused"
     message, hint, unknown = _finding(ImageFacts(ref, LookupStatus.REFUSED, registry, detail=detail, **realm))

@@ -12,7 +12,8 @@ from policies.checks import image_exists, never_pull
 from policies.config import DEFAULT_POLICY
 from policies.decide import decide
 from policies.lookup import RegistryConfig
-from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, OutboundRole
+from policies.model import ClusterFacts, Facts
+from policies.registry_facts import ImageFacts, LookupStatus, OutboundRole
 from tests.unit.cluster_helpers import node
 from tests.unit.policy_helpers import workload
 from tests.unit.registry_mock import (

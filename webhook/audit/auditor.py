@@ -34,8 +34,8 @@ from prometheus_client import Counter as MetricCounter
 
 from policies.config import Policy
 from policies.lookup import Lookup
-from policies.model import ImageFacts
 from policies.plan import Side, Skip
+from policies.registry_facts import ImageFacts
 from webhook.audit.lease import Lease
 from webhook.formats.policyreport import (
     GROUP,

@@ -9,18 +9,15 @@ all miss a 3 s budget. Here every lookup may run until the run's deadline; whate
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import replace
 
 from policies.config import Policy
 from policies.lookup import RegistryConfig
-from policies.model import ImageFacts, LookupStatus
+from policies.registry_facts import Cause, ImageFacts
 from webhook.check.progress import Progress
 from webhook.kube.view import ClusterView
 from webhook.registry.client import RegistryClient
 from webhook.review.facts import DEADLINE_MARGIN_SECONDS, FactGatherer
-
-_OWN_TIMEOUT = re.compile(r"no answer within [0-9.]+(?:e[+-]?[0-9]+)?s\b")  # the client's words for its deadline
 
 
 class BudgetedGatherer(FactGatherer):
@@ -55,6 +52,7 @@ class BudgetedGatherer(FactGatherer):
             task.add_done_callback(lambda _: progress.lookup_done())
 
     def _answered(self, facts: ImageFacts, detail: str) -> ImageFacts:
-        if facts.status is LookupStatus.TIMEOUT:
-            return replace(facts, detail=_OWN_TIMEOUT.sub(detail, facts.detail))
+        if facts.cause is Cause.DEADLINE:  # the client's deadline is the run's: say so, and where it waited
+            waited = f"{facts.failed_role} {facts.failed_host}: " if facts.failed_role is not None else ""
+            return replace(facts, detail=waited + detail)
         return facts

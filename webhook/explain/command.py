@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from policies.config import DEFAULT_POLICY, Policy, PolicyError
-from policies.model import Decision, ImageFacts, Workload
+from policies.model import Decision, Workload
 from policies.plan import Side
+from policies.registry_facts import ImageFacts
 from webhook.explain.cluster import JSON, KINDS, ClusterReadError, PodSource, newest_first
 from webhook.explain.pods import SANDBOX, FailingContainer, failing_containers, owner_label
 from webhook.explain.render import (

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from policies.model import LookupStatus
+from policies.registry_facts import LookupStatus
 
 
 class PullErrorClass(StrEnum):

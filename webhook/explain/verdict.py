@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from policies import render
 from policies.config import CHECK_RECORDS
 from policies.image.platforms import format as format_platform
-from policies.model import CheckName, ContainerKind, Decision, Finding, ImageFacts, LookupStatus, Reason
+from policies.model import CheckName, ContainerKind, Decision, Finding, Reason
+from policies.registry_facts import ImageFacts, LookupStatus
 from webhook.explain.pods import SANDBOX, FailingContainer
 from webhook.explain.pull_errors import REPRODUCED_BY, PullErrorClass
 

@@ -16,7 +16,7 @@ import httpx
 import orjson
 
 from policies.image.pull_secret_parse import Credential
-from policies.model import LookupStatus
+from policies.registry_facts import LookupStatus
 from webhook.registry.bodies import MAX_TOKEN_BYTES, BodyTooLarge
 from webhook.registry.challenge import Challenge, parse_challenges
 from webhook.registry.classify import classify_exception, classify_status

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from policies.image.pull_secret_parse import Credential
 from policies.lookup import RegistryConfig
-from policies.model import ImageFacts, LookupStatus
+from policies.registry_facts import ImageFacts, LookupStatus
 
 Value = TypeVar("Value")
 

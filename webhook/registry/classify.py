@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import orjson
 
-from policies.model import LookupStatus
+from policies.registry_facts import Cause, LookupStatus
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -57,6 +57,21 @@ def classify_exception(error: BaseException) -> tuple[LookupStatus, str]:
     if isinstance(error, httpx.ConnectError | httpx.NetworkError):
         return LookupStatus.REFUSED, f"connection failed: {text or type(error).__name__}"
     return LookupStatus.MALFORMED, f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+# OpenSSL's X509_V_ERR_* codes (x509_vfy.h), as ssl.SSLCertVerificationError.verify_code carries them.
+_NAME_MISMATCH = frozenset({62, 64})  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+_DATES = frozenset({9, 10})  # CERT_NOT_YET_VALID, CERT_HAS_EXPIRED
+
+
+def certificate_cause(error: BaseException) -> Cause | None:
+    """Which certificate problem a TLS failure was, from OpenSSL's verify code (never from its words)."""
+    for cause in _chain(error):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            if cause.verify_code in _NAME_MISMATCH:
+                return Cause.CERTIFICATE_NAME
+            return Cause.CERTIFICATE_DATES if cause.verify_code in _DATES else None
+    return None
 
 
 def _verify_detail(error: ssl.SSLCertVerificationError) -> str:

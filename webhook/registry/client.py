@@ -18,23 +18,22 @@ from __future__ import annotations
 import asyncio
 import difflib
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 import httpx
 
-from policies.image.platforms import Platform
 from policies.image.pull_secret_parse import Credential
 from policies.image.reference import Reference, parse_docker_ref
 from policies.lookup import Lookup, RegistryConfig
-from policies.model import ImageFacts, LookupStatus
+from policies.registry_facts import Cause, ImageFacts, LookupStatus
 from webhook.metrics import Metrics
 from webhook.registry import manifests
 from webhook.registry.auth import Authenticator, AuthError, scope_error
 from webhook.registry.bodies import MAX_DOCUMENT_BYTES, DigestMismatch, digest_of, verify
 from webhook.registry.cache import CoalescingCache, answer_ttl, lookup_key
-from webhook.registry.classify import classify_exception, classify_status, error_codes, rate_limit
+from webhook.registry.classify import certificate_cause, classify_exception, classify_status, error_codes, rate_limit
 from webhook.registry.guard import is_node_local
 from webhook.registry.hosts import (
     HostsConfigError,
@@ -46,10 +45,10 @@ from webhook.registry.hosts import (
     resolve_endpoints,
 )
 from webhook.registry.outbound import NameGuard, Outbound, OutboundPolicy, Peer, Refused, Role, new_client, track
+from webhook.registry.platform_cache import PlatformCache
 from webhook.registry.scrub import collect, scrubbed
 
 MAX_PER_REGISTRY = 8  # concurrent upstream requests per registry host: a review storm must not DoS it
-MAX_DOCUMENTS = 4096
 _NO_CREDENTIAL: tuple[None] = (None,)
 
 
@@ -63,7 +62,7 @@ class RegistryClient:
         self._outbound = Outbound() if transport is None else Outbound(NameGuard())
         self._auth = Authenticator(self._outbound)
         self._cache: CoalescingCache[ImageFacts] = CoalescingCache()
-        self._platforms: OrderedDict[str, tuple[Platform, ...]] = OrderedDict()
+        self._platforms = PlatformCache()
         self._limits: dict[str, asyncio.Semaphore] = {}
 
     async def close(self) -> None:
@@ -123,7 +122,7 @@ class RegistryClient:
             detail = f"no answer within {config.timeout_seconds:g}s"
             detail = f"{progress.waiting_for}: {detail}" if progress.waiting_for else detail
             facts = ImageFacts(str(reference), LookupStatus.TIMEOUT, reference.domain, detail=detail)
-            return replace(facts, failed_role=progress.role, failed_host=progress.host)
+            return replace(facts, failed_role=progress.role, failed_host=progress.host, cause=Cause.DEADLINE)
 
     async def _resolve(
         self, reference: Reference, credentials: Sequence[Credential], config: RegistryConfig, platforms: bool
@@ -174,7 +173,9 @@ class RegistryClient:
             if facts.status is LookupStatus.EXISTS:  # which credential worked, for explain's evidence
                 worked = (credential.origin,) if credential is not None and credential.origin else ()
                 facts = replace(facts, credential_sources=worked)
-                return await self._with_platforms(peer, reference, credential, facts, body) if platforms else facts
+                if not platforms:
+                    return facts
+                return await self._platforms.fill(facts, body, partial(self._content, peer, reference, credential))
             tried.append(facts)
             if facts.status not in (LookupStatus.UNAUTHORIZED, LookupStatus.DENIED):
                 break  # only an authorization failure can depend on which credential was used
@@ -184,7 +185,7 @@ class RegistryClient:
         if first.status is LookupStatus.NOT_FOUND and reference.tag is not None:
             tags = await self._tags(peer, reference, attempts[0])
             if tags is None:
-                first = replace(first, detail="repository unknown")
+                first = replace(first, detail="repository unknown", cause=Cause.REPOSITORY_UNKNOWN)
             elif tags:
                 first = replace(
                     first, similar_tags=tuple(difflib.get_close_matches(reference.tag, tags, n=5, cutoff=0.3))
@@ -212,7 +213,8 @@ class RegistryClient:
             return replace(base, status=LookupStatus.MALFORMED, detail=str(exc)), None
         except httpx.HTTPError as exc:
             status, detail = classify_exception(exc)
-            return replace(base, status=status, detail=detail, credentials_sent=credential is not None), None
+            failed = replace(base, status=status, detail=detail, cause=certificate_cause(exc))
+            return replace(failed, credentials_sent=credential is not None), None
         if response.status_code == 200:
             return await self._found(peer, reference, credential, response, replace(base, credentials_sent=sent))
         status, detail = classify_status(response)
@@ -226,7 +228,9 @@ class RegistryClient:
             )
         limit, retry = rate_limit(response) if status is LookupStatus.RATE_LIMITED else ("", None)
         if status is LookupStatus.NOT_FOUND:
-            detail = "repository unknown" if "NAME_UNKNOWN" in detail else "manifest unknown"  # refined by _tags
+            unknown = "NAME_UNKNOWN" in error_codes(response)  # refined by _tags
+            detail = "repository unknown" if unknown else "manifest unknown"
+            base = replace(base, cause=Cause.REPOSITORY_UNKNOWN if unknown else None)
         facts = replace(
             base, status=status, detail=detail, credentials_sent=sent, rate_limit=limit, retry_after_seconds=retry
         )
@@ -278,48 +282,6 @@ class RegistryClient:
             return replace(base, status=LookupStatus.MALFORMED, detail=detail), None
         return replace(base, digest=digest, media_type=kind), body
 
-    async def _with_platforms(
-        self,
-        peer: Peer,
-        reference: Reference,
-        credential: Credential | None,
-        facts: ImageFacts,
-        manifest: bytes | None,
-    ) -> ImageFacts:
-        """The platforms of a verified digest: cached only from bodies whose hash is that digest, so no
-        registry can plant facts under another registry's digest."""
-        digest = facts.digest
-        if digest is None:
-            return facts
-        known = self._platforms.get(digest)
-        if known is not None:
-            return replace(facts, platforms=known)
-        try:
-            if manifest is None:
-                manifest = (await self._document(peer, reference, credential, "manifests", digest)).content
-            else:
-                verify(manifest, digest, "manifest")
-            kind = facts.media_type or manifests.media_type("", manifest)
-            if kind in manifests.INDEX_TYPES:
-                found = manifests.index_platforms(manifest)
-            else:
-                config_digest = manifests.config_digest(manifest)
-                config = (await self._document(peer, reference, credential, "blobs", config_digest)).content
-                found = (manifests.config_platform(config),)
-        except DigestMismatch as exc:
-            return replace(facts, status=LookupStatus.DIGEST_MISMATCH, detail=str(exc))
-        except Refused as exc:
-            return exc.blocked(facts)
-        except (manifests.MalformedManifestError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
-            # the tag resolves, but the pull would fail reading what it points to
-            return replace(facts, status=LookupStatus.MALFORMED, detail=f"manifest or config unreadable: {exc}")
-        except (httpx.HTTPError, AuthError, ValueError) as exc:
-            return replace(facts, detail=f"exists; platforms unknown: {exc}")
-        self._platforms[digest] = found
-        while len(self._platforms) > MAX_DOCUMENTS:
-            self._platforms.popitem(last=False)
-        return replace(facts, platforms=found, media_type=kind or facts.media_type)
-
     async def _document(
         self, peer: Peer, reference: Reference, credential: Credential | None, kind: str, target: str | None
     ) -> httpx.Response:
@@ -330,6 +292,11 @@ class RegistryClient:
         if target is not None and ":" in target:
             verify(response.content, target, "manifest" if kind == "manifests" else "blob")
         return response
+
+    async def _content(
+        self, peer: Peer, reference: Reference, credential: Credential | None, kind: str, digest: str
+    ) -> bytes:
+        return (await self._document(peer, reference, credential, kind, digest)).content
 
     async def _tags(self, peer: Peer, reference: Reference, credential: Credential | None) -> list[str] | None:
         """The repository's tags ([] when the registry will not list them); None when the repository is unknown."""

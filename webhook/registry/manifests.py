@@ -6,7 +6,7 @@ from typing import Any
 
 from policies.image import platforms
 from policies.image.platforms import Platform
-from policies.model import INDEX_MEDIA_TYPES
+from policies.registry_facts import INDEX_MEDIA_TYPES
 from webhook.util.json_object import json_object
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

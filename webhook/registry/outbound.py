@@ -27,11 +27,12 @@ import ssl
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import httpcore
 import httpx
 
-from policies.model import ImageFacts, LookupStatus, OutboundRole
+from policies.registry_facts import Cause, ImageFacts, LookupStatus, OutboundRole
 from webhook.registry.bodies import MAX_ERROR_BYTES, read_capped
 from webhook.registry.endpoint import RegistryEndpoint
 from webhook.registry.guard import (
@@ -74,15 +75,20 @@ class Refused(Exception):
     """The outbound policy refused a host; `detail` names the host, its role and the rule. `role` and `host` say
     the same as fields, for the facts (a failure there is that host's, not the registry's)."""
 
-    def __init__(self, role: Role, host: str, rest: str) -> None:
+    def __init__(self, role: Role, host: str, rest: str, cause: Cause | None = None) -> None:
         self.detail = f"{role} {host}{rest}"
         super().__init__(self.detail)
-        self.role, self.host = role, host
+        self.role, self.host, self.cause = role, host, cause
 
     def blocked(self, facts: ImageFacts) -> ImageFacts:
         """The lookup's facts: blocked, with the refused host and its role as fields (the detail words them)."""
         return replace(
-            facts, status=LookupStatus.BLOCKED, detail=self.detail, failed_role=self.role, failed_host=self.host
+            facts,
+            status=LookupStatus.BLOCKED,
+            detail=self.detail,
+            failed_role=self.role,
+            failed_host=self.host,
+            cause=self.cause,
         )
 
 
@@ -92,18 +98,24 @@ def origin(url: httpx.URL) -> str:
     return f"{url.scheme}://{host}" + (f":{url.port}" if url.port is not None else "")
 
 
-def judge(addresses: Iterable[str], policy: OutboundPolicy, role: Role) -> str | None:
+class Refusal(NamedTuple):
+    reason: str  # in words, after the host: "is on loopback (127.0.0.1) ..."
+    cause: Cause | None  # LINK_LOCAL: an address registry.allowLinkLocal would allow
+
+
+def judge(addresses: Iterable[str], policy: OutboundPolicy, role: Role) -> Refusal | None:
     """Why these addresses may not be contacted in this role under this policy; None when they may."""
     for address in addresses:
         if forbidden_address(address) and not policy.allow_link_local:
-            return f"is a link-local or metadata address ({address})"
+            return Refusal(f"is a link-local or metadata address ({address})", Cause.LINK_LOCAL)
         if loopback_address(address) and not policy.loopback:
             if role is Role.ENDPOINT:
-                return (
+                return Refusal(
                     f"is on loopback ({address}): the webhook asks its own loopback only where "
-                    "registry.hostsDir maps the registry there"
+                    "registry.hostsDir maps the registry there",
+                    None,
                 )
-            return f"is on loopback ({address}) and the registry endpoint is not"
+            return Refusal(f"is on loopback ({address}) and the registry endpoint is not", None)
     return None
 
 
@@ -137,6 +149,10 @@ _CURRENT: contextvars.ContextVar[OutboundPolicy] = contextvars.ContextVar("pullg
 class DialRefused(httpcore.ConnectError):
     """Raised at the socket: an address the policy refuses was about to be dialed."""
 
+    def __init__(self, refusal: Refusal, text: str | None = None) -> None:
+        super().__init__(text or f"{refusal.reason}: not dialed")
+        self.refusal = refusal
+
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend, dialing only addresses the current request's policy allows: the host is
@@ -160,7 +176,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(str(exc)) from exc
         why = judge(addresses, _CURRENT.get(), Role.REDIRECT)
         if why is not None:
-            raise DialRefused(f"{why}: not dialed")
+            raise DialRefused(why)
         error: Exception | None = None
         for address in addresses:
             try:
@@ -178,7 +194,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:  # pragma: no cover - the registry client never uses unix sockets
-        raise DialRefused("unix sockets are not registry endpoints")
+        raise DialRefused(Refusal("is a unix socket", None), "unix sockets are not registry endpoints")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
@@ -253,7 +269,7 @@ class Outbound:
         addresses = await self.guard.addresses(host)
         why = judge(addresses, OutboundPolicy(allow_link_local, loopback=mapped), Role.ENDPOINT)
         if why is not None:
-            raise Refused(Role.ENDPOINT, host, f" {why}")
+            raise Refused(Role.ENDPOINT, host, f" {why.reason}", why.cause)
         on_loopback = mapped and bool(addresses) and all(loopback_address(a) for a in addresses)
         return OutboundPolicy(allow_link_local, loopback=on_loopback)
 
@@ -261,7 +277,7 @@ class Outbound:
         """`Refused` unless `url`'s host may be contacted in `role`."""
         why = judge(await self.guard.addresses(url.host), policy, role)
         if why is not None:
-            raise Refused(role, origin(url), f"{_by(named_by)} {why}: not contacted")
+            raise Refused(role, origin(url), f"{_by(named_by)} {why.reason}: not contacted", why.cause)
 
     async def send(
         self,
@@ -297,7 +313,7 @@ class Outbound:
                 refused = _dial_refusal(exc)
                 if refused is None:
                     raise
-                raise Refused(role, origin(url), f"{_by(named_by)} {refused}") from None
+                raise Refused(role, origin(url), f"{_by(named_by)} {refused}", refused.refusal.cause) from None
             finally:
                 _CURRENT.reset(token)
             target = url.join(location)
@@ -324,12 +340,12 @@ def _by(named_by: str) -> str:
     return f" (named by {named_by})" if named_by else ""
 
 
-def _dial_refusal(error: BaseException) -> str | None:
+def _dial_refusal(error: BaseException) -> DialRefused | None:
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, DialRefused):
-            return str(current)
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None

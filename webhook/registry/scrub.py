@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from policies.image.pull_secret_parse import Credential
-from policies.model import ImageFacts
+from policies.registry_facts import ImageFacts
 
 REDACTED = "<redacted>"
 _MIN_SECRET_CHARS = 4  # shorter values would redact ordinary words; no registry password is that short

@@ -15,8 +15,9 @@ from dataclasses import replace
 from policies.config import Policy
 from policies.credentials import pull_secret_names
 from policies.lookup import Lookup, LookupKind, RegistryConfig
-from policies.model import ClusterFacts, Facts, ImageFacts, LookupStatus, Workload
+from policies.model import ClusterFacts, Facts, Workload
 from policies.plan import Side, credentials_only, plan
+from policies.registry_facts import ImageFacts, LookupStatus
 from webhook.kube.view import ClusterView
 from webhook.node.keyring import NodeCredentialSource
 from webhook.registry.client import RegistryClient

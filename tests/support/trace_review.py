@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -82,6 +83,13 @@ def _package(name: str) -> str | None:
 
 def trace() -> tuple[list[Edge], dict[str, Any]]:
     """The module-to-module calls of one review, in the order first taken, and the review's answer."""
+    result: dict[str, Any] = {}
+    edges = calls(lambda: result.update(asyncio.run(_one_review())))
+    return edges, result
+
+
+def calls(run: Callable[[], object]) -> list[Edge]:
+    """The module-to-module calls `run` makes (a `pullguard check`, say), in the order first taken."""
     edges: dict[Edge, None] = {}
 
     def profile(frame: FrameType, event: str, _: object) -> None:
@@ -94,10 +102,10 @@ def trace() -> tuple[list[Edge], dict[str, Any]]:
 
     sys.setprofile(profile)
     try:
-        answer = asyncio.run(_one_review())
+        run()
     finally:
         sys.setprofile(None)
-    return list(edges), answer
+    return list(edges)
 
 
 def against_the_layers(edges: list[Edge]) -> list[Edge]:

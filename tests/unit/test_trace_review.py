@@ -3,7 +3,14 @@ review passes through webhook.review.review, the plan, the fact gathering and th
 
 from __future__ import annotations
 
-from tests.support.trace_review import against_the_layers, trace
+import contextlib
+import io
+from pathlib import Path
+
+from tests.support.trace_review import against_the_layers, calls, trace
+from webhook.check.command import run_check
+
+MANIFESTS = Path(__file__).parents[1] / "data" / "manifests"
 
 
 def test_one_review_goes_one_way() -> None:
@@ -19,3 +26,15 @@ def test_the_check_sees_a_call_back() -> None:
     assert against_the_layers([("webhook.registry.client", "policies.config")]) != []
     assert against_the_layers([("policies.decide", "webhook.review.facts")]) != []
     assert against_the_layers([("webhook.registry.client", "policies.model")]) == []
+
+
+def test_check_enters_through_the_same_review() -> None:
+    def check() -> None:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            run_check([str(MANIFESTS / "deployment.yaml")], None, offline=True, output="json")
+
+    edges = calls(check)
+    assert ("webhook.check.command", "webhook.review.review") in edges
+    assert ("webhook.review.review", "policies.decide") in edges
+    assert not [edge for edge in edges if edge[0].startswith("webhook.check") and edge[1] == "policies.decide"]
+    assert against_the_layers(edges) == []

@@ -8,10 +8,9 @@ One home for every number (README "Limits"). The rules they serve:
 - The work a review costs grows with its containers, so their number per object is capped; bodies over
   `OFFLOAD_BODY_BYTES` are parsed and judged off the event loop, so `/healthz` and small reviews stay fast.
 - An error or log line repeats at most `MAX_ECHO_CHARS` of any input value, and a review's log line lists at most
-  `MAX_LOGGED_FINDINGS` findings and takes at most `MAX_REVIEW_LINE_BYTES`.
+  `MAX_LOGGED_FINDINGS` findings and takes at most `MAX_REVIEW_LINE_BYTES`; a warning at most `MAX_WARNING`
+  characters, all of a review's at most `MAX_WARNINGS_TOTAL`.
 
-Every number of the service, that is: the core's text limits (MAX_WARNING, a warning's length, and
-MAX_WARNINGS_TOTAL, the warnings' total) live in policies/render.py, because the pure core cannot import webhook/.
 This module imports nothing of webhook/: webhook.logs imports it, and the reverse would be a cycle.
 """
 
@@ -62,3 +61,6 @@ def describe(value: object) -> str:
 
 
 REQUEST_TIMEOUT_SECONDS = 10.0  # the API server sends a review at once; its own webhook timeout is at most 30 s
+# The API server may truncate a warning past 256 characters and drops warnings past 4 KiB in all
+MAX_WARNING = 256
+MAX_WARNINGS_TOTAL = 4096 - 256  # leave room for other webhooks' warnings and the overflow line

@@ -30,11 +30,10 @@ import jsonpatch
 import orjson
 
 from policies.config import parse_policy
-from policies.render import MAX_WARNING
 from tests.server import PullguardServer
 from webhook.admission.app import Service, create_app
 from webhook.admission.envelope import ProtocolError, parse_review, workload_of
-from webhook.limits import MAX_POD_ENTRIES, OFFLOAD_BODY_BYTES
+from webhook.limits import MAX_POD_ENTRIES, MAX_WARNING, OFFLOAD_BODY_BYTES
 from webhook.logs import JsonFormatter
 from webhook.metrics import Metrics
 from webhook.review.facts import FactGatherer

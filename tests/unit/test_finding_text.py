@@ -15,6 +15,7 @@ from webhook.explain.pods import failing_containers
 from webhook.explain.render import ContainerReport, ExplainReport, PodReport, render_text
 from webhook.explain.render import render_json as explain_json
 from webhook.explain.verdict import judge
+from webhook.formats import warnings
 from webhook.formats.policyreport import AuditedWorkload, results
 from webhook.formats.report import Inventory, Report, Result, render_json, render_table
 from webhook.formats.sarif import render_sarif
@@ -45,8 +46,8 @@ def test_the_parts_are_one_printable_line_each() -> None:
 
 
 def test_the_webhook_warns_and_denies_with_the_same_problem_and_fix() -> None:
-    assert render.warning_lines([FINDING]) == [f"pullguard: {PROBLEM}: {FIX}"]
-    denial = render.denial_message("Deployment", "shop", "web", [FINDING])
+    assert warnings.warning_lines([FINDING]) == [f"pullguard: {PROBLEM}: {FIX}"]
+    denial = warnings.denial_message("Deployment", "shop", "web", [FINDING])
     assert denial.splitlines()[1:] == [f"- [ErrImagePull] {PROBLEM} (fix: {FIX})"]
 
 

@@ -26,8 +26,8 @@ from policies.mirrors import (
 )
 from policies.model import Facts
 from policies.registry_facts import ImageFacts, LookupStatus
-from policies.render import warning_lines
 from tests.unit.policy_helpers import workload
+from webhook.formats.warnings import warning_lines
 from webhook.review.workloads import extract
 
 DIGEST = "sha256:" + "a" * 64

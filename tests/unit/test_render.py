@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from policies.model import Finding, Reason
-from policies.render import MAX_WARNING, denial_message, finding_line, warning_lines
 from tests.unit.policy_helpers import image
+from webhook.formats.warnings import denial_message, finding_line, warning_lines
+from webhook.limits import MAX_WARNING
 
 
 def finding(message: str, hint: str = "fix it", name: str = "app") -> Finding:

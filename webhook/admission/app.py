@@ -18,9 +18,9 @@ from starlette.types import Receive, Scope, Send
 
 from policies.mirrors import MirrorOutcome, MutateDecision
 from policies.plan import Side
-from policies.render import finding_line
 from webhook.admission.envelope import ProtocolError, refusal
 from webhook.admission.pipeline import Outcome, PolicyConfigMap, mutate_body, validate_body
+from webhook.formats.warnings import finding_line
 from webhook.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, REFUSAL_HEAD_BYTES, clip
 from webhook.logs import REVIEW_LOGGER, review_line
 from webhook.metrics import Metrics

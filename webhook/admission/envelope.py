@@ -15,8 +15,8 @@ import orjson
 
 from policies.config import Policy, PolicyError, parse_policy
 from policies.model import Decision, PatchOperation, Workload
-from policies.render import denial_message, warning_lines
 from webhook.admission.wire import API_VERSIONS, AdmissionResponse, AdmissionReviewResponse, Operation
+from webhook.formats.warnings import denial_message, warning_lines
 from webhook.limits import (
     MAX_BODY_BYTES,
     MAX_DENIAL_LINE,

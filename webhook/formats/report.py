@@ -187,7 +187,7 @@ def render_table(report: Report) -> str:
             _object(r.workload.kind, r.workload.namespace, r.workload.name),
             r.finding.container.name,
             r.finding.container.image,
-            render.table_cell(r.finding),
+            _table_cell(r.finding),
         )
         for r in report.results
     ]
@@ -237,3 +237,8 @@ def _columns(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     padded = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) for row in rows)
     return [f"{indent}{cells}  {row[-1]}" for cells, row in zip(padded, rows, strict=True)]
+
+
+def _table_cell(finding: Finding) -> str:
+    """The `check` table's PROBLEM column: the container and image have columns of their own."""
+    return f"{render.problem(finding, container=False)}; fix: {render.fix(finding)}"

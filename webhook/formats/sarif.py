@@ -17,7 +17,7 @@ import orjson
 from policies import render
 from policies.checks import ALL_CHECKS, CheckSpec
 from policies.config import DEFAULT_POLICY
-from policies.model import Mode
+from policies.model import Finding, Mode
 from webhook.formats.report import Report, Result, Skipped
 from webhook.util.manifests import STDIN
 from webhook.version import version
@@ -75,7 +75,7 @@ def _result(result: Result) -> dict[str, Any]:
         "ruleId": finding.check,
         "ruleIndex": _RULE_INDEX.get(finding.check, 0),
         "level": "error" if result.judged.denies else "warning",
-        "message": {"text": render.sarif_text(finding)},
+        "message": {"text": _text(finding)},
         "locations": [_location(result.document.source, result.line, result.column)],
         "properties": {
             "reason": str(finding.reason),
@@ -111,3 +111,7 @@ def _artifact(source: str) -> dict[str, str]:
     if relative == os.pardir or relative.startswith(os.pardir + os.sep):  # outside it: an absolute file URI
         return {"uri": Path(absolute).as_uri()}
     return {"uri": quote(Path(relative).as_posix()), "uriBaseId": SRCROOT}
+
+
+def _text(finding: Finding) -> str:
+    return f"{render.problem(finding)}. Fix: {render.fix(finding)}"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from policies import render
 from policies.image.keyring import repo_to_pull, urls_match_str
 from policies.image.reference import InvalidReference
 from policies.image.reference import parse as parse_reference
@@ -200,19 +201,15 @@ def _count(nodes: Sequence[NodeFacts]) -> str:
     return f"{len(nodes)} node" + ("s" if len(nodes) != 1 else "")
 
 
-def _problem(finding: Finding, image: ContainerImage) -> str:
-    return finding.message.removeprefix(f"{image.label}: ")
-
-
 def _advisory(finding: Finding, image: ContainerImage, note: str, nodes: Sequence[str]) -> Finding:
-    message = f"{image.label}: {note}; registry: {_problem(finding, image)}"
+    message = f"{image.label}: {note}; registry: {render.problem(finding, container=False)}"
     return replace(finding, message=message, advisory=True, nodes=tuple(nodes))
 
 
 def _unknown(
     finding: Finding, image: ContainerImage, note: str, hint: str | None = None, nodes: Sequence[str] = ()
 ) -> Finding:
-    message = f"{image.label}: could not verify: {note}; registry: {_problem(finding, image)}"
+    message = f"{image.label}: could not verify: {note}; registry: {render.problem(finding, container=False)}"
     return replace(
         finding, reason=Reason.UNVERIFIED, message=message, hint=hint or finding.hint, unknown=True, nodes=tuple(nodes)
     )

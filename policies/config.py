@@ -85,7 +85,8 @@ class CheckModes(_Strict):
         return config
 
     def mode_of(self, check: CheckName) -> Mode | None:
-        return self.options_of(check).mode
+        config: CheckConfig = getattr(self, _ATTRIBUTE_OF_CHECK[check])  # not options_of: once per check per review
+        return config.mode
 
 
 _ATTRIBUTE_OF_CHECK = {spec.name: to_snake(spec.name) for spec in ALL_CHECKS}
@@ -292,7 +293,7 @@ class Policy(_Strict):
             chosen = override.checks.mode_of(check) or override.mode
             if chosen is not None:
                 return chosen
-        return self.check_mode(check)
+        return self.checks.mode_of(check) or self.mode  # check_mode, inline: this runs per check per review
 
     def check_mode(self, check: CheckName) -> Mode:
         """The check's mode outside any namespace override: its own, else the policy's."""

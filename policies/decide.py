@@ -5,7 +5,7 @@ from __future__ import annotations
 from policies.checks import ALL_CHECKS, CheckSpec
 from policies.config import Policy
 from policies.mirrors import MutateDecision, ObjectMeta, patch_for, plan, skip_findings
-from policies.model import Decision, Facts, JudgedFinding, Mode, Workload
+from policies.model import Decision, Facts, JudgedFinding, Mode, Unchecked, Workload
 
 
 def decide(
@@ -33,6 +33,20 @@ def decide(
                 )
                 judged.append(JudgedFinding(finding, mode, denies))
     return Decision(allowed=not any(j.denies for j in judged), findings=tuple(judged))
+
+
+def unchecked(
+    workload: Workload, facts: Facts, policy: Policy, checks: tuple[CheckSpec, ...] = ALL_CHECKS
+) -> tuple[Unchecked, ...]:
+    """Every enabled check that could not run for an image, and why: what `check`, `explain` and the audit report
+    as "not checked" rather than let a missing fact pass as a clean result."""
+    enabled = [spec for spec in checks if policy.mode_for(spec.name, workload.namespace) is not Mode.OFF]
+    return tuple(
+        Unchecked(spec.name, image, gap)
+        for image in workload.images
+        for spec in enabled
+        if (gap := spec.blind(image, facts)) is not None
+    )
 
 
 def allowed_unchecked(policy: Policy) -> bool:

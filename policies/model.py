@@ -293,6 +293,24 @@ class Finding:
     nodes: tuple[str, ...] = ()  # the nodes it is about (where the pull fails), when it names nodes
 
 
+class Gap(StrEnum):
+    """Why a check could not run for an image: the fact it needs was never there to read (not a failed lookup,
+    which is a finding of its own)."""
+
+    NO_LOOKUP = "noLookup"  # the registry was not asked (offline)
+    NO_CLUSTER = "noCluster"  # no cluster view: no Secrets, ServiceAccounts or Nodes at all
+    NO_NODES = "noNodes"  # the view holds no Node the pod may run on
+
+
+@dataclass(frozen=True, slots=True)
+class Unchecked:
+    """An enabled check that could not run for one image, and why: never reported as a pass."""
+
+    check: CheckName
+    container: ContainerImage
+    gap: Gap
+
+
 @dataclass(frozen=True, slots=True)
 class JudgedFinding:
     finding: Finding

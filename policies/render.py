@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from policies.model import Finding
+from policies.model import Finding, Gap, Unchecked
 
 if TYPE_CHECKING:  # the type only, so that policies/mirrors.py can word its findings here without a cycle
     from policies.mirrors import MirrorOutcome
@@ -60,6 +60,18 @@ def fix(finding: Finding) -> str:
 def sentence(finding: Finding) -> str:
     """Problem and fix in one line: the text of a warning (without its prefix) and of a PolicyReport result."""
     return f"{problem(finding)}: {fix(finding)}"
+
+
+GAPS = {
+    Gap.NO_LOOKUP: "no registry lookup (offline)",
+    Gap.NO_CLUSTER: "no cluster view (no Nodes, Secrets or ServiceAccounts)",
+    Gap.NO_NODES: "no Node in the view it may run on",
+}
+
+
+def not_checked(unchecked: Unchecked) -> str:
+    """One check that could not run for one image: `imageExists not checked for app (nginx:1.27): ...`."""
+    return f"{unchecked.check} not checked for {one_line(unchecked.container.label)}: {GAPS[unchecked.gap]}"
 
 
 def mirror_outcome_text(outcome: MirrorOutcome) -> str:

@@ -16,6 +16,7 @@ from webhook.check.command import CheckOptions, run_check
 from webhook.check.progress import LINE_SECONDS
 from webhook.explain import command as explain
 from webhook.formats import CHECK_FORMATS, DEFAULT_CHECK_FORMAT
+from webhook.formats.report import FAIL_ON_LEVELS
 from webhook.serve.options import ServeOptions
 from webhook.sources.cluster import ClusterAccessError
 from webhook.version import version
@@ -208,9 +209,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--fail-on",
-        choices=("enforce", "warn"),
+        choices=FAIL_ON_LEVELS,
         default=CHECK_DEFAULTS.fail_on,
-        help="exit 1 on enforced findings only, or also on warnings (every finding but advisory ones)",
+        help="exit 1 on enforced findings only (enforce), also on warnings (warn: every finding but advisory "
+        "ones), or also when a check could not run or a pull secret could not be verified (unverified)",
     )
     check.add_argument(
         "--namespace",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from policies.checks.spec import CheckSpec, RuleText
 from policies.image.platforms import Platform, format, matches, node_platform
-from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Gap, Reason
 from policies.node_pull import seen_from_nodes
 from policies.render import node_names
 from policies.scheduling import platform_demand
@@ -65,6 +65,18 @@ def _check(image: ContainerImage, facts: Facts) -> Sequence[Finding]:
     return (Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, hint, advisory=True, nodes=tuple(nodes)),)
 
 
+def blind(image: ContainerImage, facts: Facts) -> Gap | None:
+    """Offline there are no platforms to compare; with no Node the pod may run on and no architecture pinned in
+    its spec, nothing to compare them with. (A failed lookup has no platforms either: imageExists says why.)"""
+    if image.pull_reference is None or image.never_pulled:
+        return None
+    if facts.image(image) is None:
+        return Gap.NO_LOOKUP
+    if platform_demand(image.pod, facts.cluster.nodes if facts.cluster.known else ()) is None:
+        return Gap.NO_NODES if facts.cluster.known else Gap.NO_CLUSTER
+    return None
+
+
 def _node_platform_in(labels: Mapping[str, str], platforms: list[Platform]) -> bool:
     return node_platform(labels) in platforms
 
@@ -81,6 +93,7 @@ SPEC = CheckSpec(
     NAME,
     check,
     needs_registry=True,
+    blind=blind,
     rule=RuleText(
         "The image has a build for the nodes' platform",
         "The image must offer a build for the platform of every node the pod may land on (nodeSelector, "

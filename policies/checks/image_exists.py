@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from policies.checks.spec import CheckSpec, RuleText
-from policies.model import CheckName, ContainerImage, Facts, Finding, Mode, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Gap, Mode, Reason
 from policies.node_pull import seen_from_nodes
 from policies.registry_facts import Cause, ImageFacts, LookupStatus
 
@@ -40,6 +40,13 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
         advisory=status is LookupStatus.NODE_LOCAL,
     )
     return (seen_from_nodes(finding, image, facts, policy),)
+
+
+def blind(image: ContainerImage, facts: Facts) -> Gap | None:
+    """A pulled image with no lookup at all: the registry was not asked (offline)."""
+    if image.pull_reference is None or image.never_pulled or facts.image(image) is not None:
+        return None
+    return Gap.NO_LOOKUP
 
 
 def _endpoint_host(endpoint: str) -> str:
@@ -178,7 +185,8 @@ def _dns_hint(registry: str, host: str) -> str:
     if registry in _DOCKER_HUB or host in _DOCKER_HUB:
         return (
             "Docker Hub is not reachable from here: add a mirror rule (mirrors: [{registry: docker.io, mirror: "
-            "...}]), map docker.io to your mirror in registry.hostsDir as the nodes do, or run with --offline"
+            "...}]), or map docker.io to your mirror in registry.hostsDir as the nodes do (--offline only skips "
+            "the registry checks, and says so)"
         )
     return "check the host name; the nodes' resolver must resolve it too"
 
@@ -196,6 +204,7 @@ SPEC = CheckSpec(
     NAME,
     check,
     needs_registry=True,
+    blind=blind,
     rule=RuleText(
         "The image exists in its registry",
         "The registry must serve the tag or digest when asked the way the node asks (hosts.toml mirrors, "

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from policies.checks.spec import CheckSpec, RuleText
-from policies.model import CheckName, ContainerImage, Facts, Finding, NodeFacts, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Gap, NodeFacts, Reason
 from policies.render import node_names
 from policies.scheduling import candidate_nodes, lists_full
 
@@ -58,6 +58,15 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     return (Finding(NAME, image, Reason.ERR_IMAGE_NEVER_PULL, message, hint, advisory=True, nodes=missing),)
 
 
+def blind(image: ContainerImage, facts: Facts) -> Gap | None:
+    """Which images a node holds is only known from Nodes the pod may run on."""
+    if image.effective_pull_policy != "Never" or image.reference is None:
+        return None
+    if not facts.cluster.known:
+        return Gap.NO_CLUSTER
+    return None if candidate_nodes(image.pod, facts.cluster.nodes) else Gap.NO_NODES
+
+
 def _count(nodes: Sequence[NodeFacts]) -> str:
     return f"{len(nodes)} node" + ("s" if len(nodes) != 1 else "")
 
@@ -66,6 +75,7 @@ SPEC = CheckSpec(
     NAME,
     check,
     needs_registry=False,
+    blind=blind,
     rule=RuleText(
         "With imagePullPolicy Never, the image is on the nodes",
         "With imagePullPolicy: Never the kubelet runs only images already on the node (Node status.images); "

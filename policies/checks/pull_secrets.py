@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from policies.checks.spec import CheckSpec, RuleText
 from policies.credentials import PodCredentials, SecretProblem, credentials_for
-from policies.model import CheckName, ContainerImage, Facts, Finding, Reason
+from policies.model import CheckName, ContainerImage, Facts, Finding, Gap, Reason
 from policies.node_pull import seen_from_nodes
 from policies.registry_facts import ImageFacts, LookupStatus
 
@@ -54,6 +54,19 @@ def check(image: ContainerImage, facts: Facts, policy: Policy) -> Sequence[Findi
     ):
         findings.append(_no_matching_entry(image, credentials))
     return findings
+
+
+def blind(image: ContainerImage, facts: Facts) -> Gap | None:
+    """Without a cluster view the secrets the kubelet would use are unknown (the pod's own may be named, its
+    ServiceAccount's never are); offline, no registry said whether the pod's secrets let it pull."""
+    if image.reference is None or image.never_pulled:
+        return None
+    if not facts.cluster.known:
+        return Gap.NO_CLUSTER
+    credentials = facts.credentials
+    if facts.image(image) is None and credentials is not None and credentials.secret_names:
+        return Gap.NO_LOOKUP
+    return None
 
 
 def _unverifiable(image: ContainerImage, found: ImageFacts, unseen: tuple[str, ...] | None) -> Finding:
@@ -151,6 +164,7 @@ SPEC = CheckSpec(
     NAME,
     check,
     needs_registry=True,
+    blind=blind,
     rule=RuleText(
         "The pull secrets exist and match the registry",
         "The pod's imagePullSecrets (or its ServiceAccount's) must exist, be pull secrets, have an entry for "

@@ -12,13 +12,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from policies.model import CheckName, ContainerImage, Facts, Finding, Mode
+from policies.model import CheckName, ContainerImage, Facts, Finding, Gap, Mode
 from policies.schema import ModeSetting, Strict
 
 if TYPE_CHECKING:  # the schema is built from the records: a check only receives a Policy
     from policies.config import Policy
 
 CheckFunction = Callable[[ContainerImage, Facts, "Policy"], Sequence[Finding]]
+# What the check could not see for an image (None: it ran on everything it needs).
+BlindFunction = Callable[[ContainerImage, Facts], Gap | None]
+
+
+def sees_all(image: ContainerImage, facts: Facts) -> Gap | None:
+    """A check of the image string alone always runs."""
+    return None
 
 
 class CheckConfig(Strict):
@@ -45,6 +52,7 @@ class CheckSpec:
     default_mode: Mode | None = None  # None: the policy's own `mode` (warn in the default policy)
     options: type[CheckConfig] = CheckConfig  # its entry under `checks:` (a subclass when it has options)
     explains_pull_failures: bool = True  # False: worth fixing, but never why a pull failed (`explain` skips it)
+    blind: BlindFunction = sees_all  # when it could not run: said so in every output, never a pass
 
     @property
     def default_yaml(self) -> str:

@@ -242,6 +242,50 @@ def test_audit_finds_what_broke_after_admission_and_clears_it(setup: Setup) -> N
     cluster.kubectl("delete", "pod", "solo", "done", "-n", NS)
 
 
+def test_a_check_that_could_not_run_is_skip_never_pass(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 22: a CronJob with imagePullPolicy Never in a cluster with no Node: which images the nodes hold is
+    unknown, so the report says `skip` (with why), not `pass`; and each round logs one line that counts it."""
+    cluster = setup.cluster
+    image = setup.plain.reference("app", "1.1")
+    container = {"name": "job", "image": image, "imagePullPolicy": "Never"}
+    template = {"spec": {"restartPolicy": "Never", "containers": [container]}}
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": NS},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": template}}},
+    }
+    cluster.apply(cronjob)
+
+    async def scenario() -> None:
+        with view(cluster) as connection:
+            assert connection.view.nodes() == ()
+            registry = RegistryClient()
+            gatherer = FactGatherer(registry, connection.view)
+            auditor = Auditor(
+                load_api_client(str(cluster.kubeconfig)), gatherer, Holder(setup.policy()), interval=3600, rate=50
+            )
+            with caplog.at_level("INFO", logger="pullguard"):
+                assert await auditor.run_once() == {NS: 0}
+            await registry.close()
+
+    try:
+        asyncio.run(scenario())
+        found = report(cluster)
+        assert found["summary"] == {"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 1}, found
+        (result,) = found["results"]
+        assert (result["policy"], result["rule"], result["result"]) == ("neverPull", "noNodes", "skip")
+        assert result["message"] == (
+            f'neverPull not checked for container "job" image "{image}": no Node in the view it may run on'
+        )
+        (line,) = [r for r in caplog.records if r.getMessage() == "audit round"]
+        fields = line.__dict__["fields"]
+        assert (fields["workloads"], fields["findings"], fields["notChecked"]) == (1, 0, 1)
+        assert fields["durationMs"] >= 0
+    finally:
+        cluster.kubectl("delete", "cronjob", "nightly", "-n", NS)
+
+
 def test_lookups_stay_within_the_rate(setup: Setup) -> None:
     cluster, plain = setup.cluster, setup.plain
     tags = [f"3.{i}" for i in range(8)]  # none exists: each is one lookup (manifest, then the tag list)

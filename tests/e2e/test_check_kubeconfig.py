@@ -81,8 +81,14 @@ def test_check_uses_the_live_cluster(cluster: Cluster, namespace: str, tmp_path:
         never = [(container, m) for c, container, m in messages if c == "neverPull"]
         assert [container for container, _ in never] == ["absent"], messages
 
-        offline_view = check("-f", str(manifest))  # no kubeconfig, no cluster objects in the input: silent
-        assert json.loads(offline_view.stdout)["findings"] == []
+        table = check("-f", str(manifest), "--kubeconfig", str(cluster.kubeconfig), "--format", "table")
+        assert "cluster view: the live cluster (--kubeconfig)\n" in table.stdout, table.stdout
+
+        offline_view = check("-f", str(manifest))  # no kubeconfig, no cluster objects in the input: no view
+        body = json.loads(offline_view.stdout)
+        assert body["findings"] == []  # nothing found, and it says what it could not look at
+        unchecked = {(n["container"], n["check"], n["gap"]) for n in body["notChecked"]}
+        assert {("cached", "neverPull", "noCluster"), ("absent", "neverPull", "noCluster")} <= unchecked
     finally:
         cluster.kubectl("delete", "node", node, "--wait=false")
 

@@ -63,7 +63,10 @@ def test_a_service_account_in_the_input_does_not_make_secrets_missing(tmp_path: 
     body = json.loads(result.stdout)
     assert body["findings"] == []
     assert body["summary"]["unverifiablePullSecrets"] == 2  # one reference per workload, not per container
-    (note,) = body["summary"]["notes"]
+    note, offline = body["summary"]["notes"]
+    assert offline.startswith(
+        "not checked, no registry lookup (offline): imageExists (4 images), pullSecrets (4 images)"
+    )
     assert note.startswith("pull secrets not verifiable: 2 references to 2 secrets not in the input")
     assert "gone in shop" in note and "regcred in shop" in note and "--complete-input" in note
 

@@ -58,7 +58,7 @@ def test_only_a_check_with_options_takes_them_and_only_policy_wide() -> None:
 
 @pytest.mark.parametrize("spec", ALL_CHECKS, ids=lambda s: s.name)
 def test_sarif_rules_come_from_the_records_with_the_default_mode_as_level(spec: CheckSpec) -> None:
-    rule = sarif._rule(spec)
+    rule = sarif._rule(spec, DEFAULT_POLICY)
     assert (rule["id"], rule["shortDescription"]["text"], rule["help"]["text"]) == (
         spec.name,
         spec.rule.short,
@@ -70,8 +70,16 @@ def test_sarif_rules_come_from_the_records_with_the_default_mode_as_level(spec: 
 
 
 def test_the_reference_rule_is_an_error_because_the_default_policy_enforces_it() -> None:
-    assert sarif._rule(CHECK_RECORDS[CheckName.REFERENCE])["defaultConfiguration"]["level"] == "error"
-    assert sarif._rule(CHECK_RECORDS[CheckName.LATEST_TAG])["defaultConfiguration"]["level"] == "warning"
+    assert sarif._rule(CHECK_RECORDS[CheckName.REFERENCE], DEFAULT_POLICY)["defaultConfiguration"]["level"] == "error"
+    latest = CHECK_RECORDS[CheckName.LATEST_TAG]
+    assert sarif._rule(latest, DEFAULT_POLICY)["defaultConfiguration"]["level"] == "warning"
+
+
+def test_sarif_rule_levels_follow_the_runs_policy() -> None:
+    """A policy that enforces latestTag and only warns on reference: the rules say so, not the default policy."""
+    policy = parse_policy("checks: {latestTag: {mode: enforce}, reference: {mode: warn}}")
+    assert sarif._rule(CHECK_RECORDS[CheckName.LATEST_TAG], policy)["defaultConfiguration"]["level"] == "error"
+    assert sarif._rule(CHECK_RECORDS[CheckName.REFERENCE], policy)["defaultConfiguration"]["level"] == "warning"
 
 
 def test_explain_ignores_exactly_the_checks_whose_records_say_they_never_fail_a_pull() -> None:

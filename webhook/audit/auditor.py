@@ -239,6 +239,7 @@ class Auditor:
                 log.warning("audit: lease not renewed", extra={"fields": {"error": str(exc)[:300]}})
 
     async def _round(self) -> dict[str, int]:
+        started = time.monotonic()
         policy = self._holder.policy
         audited: dict[str, list[AuditedWorkload]] = defaultdict(list)
         for kind, obj in await asyncio.to_thread(self._workloads):
@@ -249,16 +250,34 @@ class Auditor:
             except MalformedObjectError as exc:
                 log.warning("audit: unreadable workload", extra={"fields": {"kind": kind, "error": str(exc)}})
                 continue
-            decision, _, skipped = await review(workload, policy, Side.VALIDATE, self._gatherer)
-            if skipped is Skip.EXCLUDED:
+            reviewed = await review(workload, policy, Side.VALIDATE, self._gatherer, coverage=True)
+            if reviewed.skipped is Skip.EXCLUDED:
                 continue  # an excluded namespace gets no report at all
             uid = str(metadata.get("uid") or "")
             audited[namespace].append(
-                AuditedWorkload(kind, namespace, workload.name, uid, len(workload.images), decision.findings)
+                AuditedWorkload(
+                    kind,
+                    namespace,
+                    workload.name,
+                    uid,
+                    len(workload.images),
+                    reviewed.decision.findings,
+                    reviewed.unchecked,
+                )
             )
         counts = await asyncio.to_thread(self._publish, audited)
         self.rounds += 1
         self._last_run.set(time.time())
+        workloads = [w for namespace in audited.values() for w in namespace]
+        fields = {
+            "round": self.rounds,
+            "workloads": len(workloads),
+            "findings": sum(len(w.findings) for w in workloads),
+            "notChecked": sum(len(w.unchecked) for w in workloads),
+            "namespaces": len(audited),
+            "durationMs": round((time.monotonic() - started) * 1000, 1),
+        }
+        log.info("audit round", extra={"fields": fields})
         return counts
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -318,8 +337,9 @@ class Auditor:
         self._findings.clear()
         for namespace in sorted(set(audited) | set(existing)):
             document = report(namespace, audited.get(namespace, []), seconds)
-            counts[namespace] = len(document["results"])
-            by_check = Counter(r["policy"] for r in document["results"])
+            found = [r for r in document["results"] if r["result"] != "skip"]  # a check that did not run found nothing
+            counts[namespace] = len(found)
+            by_check = Counter(r["policy"] for r in found)
             for check, number in by_check.items():
                 self._findings.labels(namespace=namespace, check=check).set(number)
             self._write(namespace, document, existing.get(namespace))

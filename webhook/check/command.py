@@ -14,10 +14,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from policies.config import DEFAULT_POLICY, Policy, PolicyError
 from policies.mirrors import MirrorOutcome, MutateDecision
-from policies.model import ContainerImage, Decision, JudgedFinding, Workload
+from policies.model import ContainerImage, Decision, JudgedFinding, Unchecked, Workload
 from policies.plan import Side
 from policies.render import mirror_outcome_text
 from webhook.check.budget import BudgetedGatherer
@@ -25,7 +26,7 @@ from webhook.check.inventory import take_stock
 from webhook.check.progress import Progress
 from webhook.check.secrets import unverifiable
 from webhook.formats import CHECK_FORMATS
-from webhook.formats.report import EXIT_ENFORCED, EXIT_INPUT, Inventory, Report, Result
+from webhook.formats.report import EXIT_ENFORCED, EXIT_INPUT, Inventory, NotChecked, Report, Result
 from webhook.kube.view import ClusterView, StaticClusterView
 from webhook.logs import terminal_safe_json, terminal_text
 from webhook.registry.client import RegistryClient
@@ -36,6 +37,14 @@ from webhook.util.manifests import Document, Manifests, read
 
 CLUSTER_SYNC_SECONDS = 30
 DEFAULT_TIMEOUT_SECONDS = 120.0
+
+
+class Judged(NamedTuple):
+    """One workload's verdict: the decision, the checks that could not run, the pull secrets not in the input."""
+
+    decision: Decision
+    unchecked: tuple[Unchecked, ...]
+    unseen_secrets: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +101,15 @@ def run_check(
             connection.stop()
     source = "kubeconfig" if connection is not None else "input" if view is not None else "none"
     report = _report(paths=paths, manifests=manifests, stock=stock, judged=judged, source=source, complete=complete)
-    report.fail_on = options.fail_on
+    report.fail_on, report.policy = options.fail_on, policy
     rendered = CHECK_FORMATS[output](report)  # values from the input: no control reaches the terminal or a log viewer
     sys.stdout.write(terminal_text(rendered) if output == "table" else terminal_safe_json(rendered))
     if report.nothing_to_check:
         print(f"pullguard check: {report.nothing_to_check}", file=sys.stderr)
-    if report.exit_code == EXIT_ENFORCED and options.fail_on == "warn" and not report.enforced:
-        noun = "finding" if report.failing == 1 else "findings"
-        print(f"pullguard check: {report.failing} {noun} at level warn or above (--fail-on warn)", file=sys.stderr)
+    if report.exit_code == EXIT_ENFORCED and options.fail_on != "enforce" and not report.enforced:
+        level = options.fail_on
+        failing = f"pullguard check: {report.failing} failing at level {level} or above (--fail-on {level})"
+        print(failing, file=sys.stderr)
     return report.exit_code
 
 
@@ -132,7 +142,7 @@ async def _judge_all(
     *,
     budget: float,
     options: CheckOptions,
-) -> list[tuple[Decision, tuple[str, ...]]]:
+) -> list[Judged]:
     """Each workload's decision, and the pull secrets it refers to that the input does not hold. Registry
     lookups share one deadline: the run's remaining budget."""
     loop = asyncio.get_running_loop()
@@ -142,20 +152,20 @@ async def _judge_all(
         registry, view, deadline=loop.time() + budget, budget=options.timeout, progress=progress
     )
 
-    async def judge(document: Document, workload: Workload) -> tuple[Decision, tuple[str, ...]]:
+    async def judge(document: Document, workload: Workload) -> Judged:
         kept: tuple[JudgedFinding, ...] = ()
         if options.mutate:  # as the API server runs them: mutating webhooks, then validating ones
             mutated = (await review(workload, policy, Side.MUTATE, gatherer, document=document.body)).decision
             if isinstance(mutated, MutateDecision):
                 outcomes[id(document)] = mutated.mirror_outcomes
                 workload, kept = rewritten(workload, mutated.mirror_outcomes), mutated.findings
-        decision, facts, _ = await review(workload, policy, Side.VALIDATE, gatherer)
+        decision, facts, _, gaps = await review(workload, policy, Side.VALIDATE, gatherer, coverage=True)
         unseen = unverifiable(workload.images[0].pod, facts.cluster) if workload.images else ()
         if progress is not None:
             progress.workload_done()
         if kept:
             decision = Decision(allowed=decision.allowed, findings=kept + decision.findings, patch=decision.patch)
-        return decision, unseen
+        return Judged(decision, gaps, unseen)
 
     outcomes: dict[int, tuple[MirrorOutcome, ...]] = {}
     reporter = asyncio.ensure_future(progress.run()) if progress is not None else None
@@ -215,16 +225,19 @@ def _report(
     paths: list[str],
     manifests: Manifests,
     stock: Inventory,
-    judged: list[tuple[Decision, tuple[str, ...]]],
+    judged: list[Judged],
     source: str,
     complete: bool,
 ) -> Report:
     results: list[Result] = []
+    not_checked: list[NotChecked] = []
     unseen: Counter[tuple[str, str]] = Counter()
-    for (document, workload), (decision, secrets) in zip(stock.workloads, judged, strict=True):
-        for finding in decision.findings:
+    for (document, workload), verdict in zip(stock.workloads, judged, strict=True):
+        for finding in verdict.decision.findings:
             line, column = document.position(finding.finding.container.pointer)
             results.append(Result(document, workload, finding, line, column))
+        for gap in verdict.unchecked:
+            not_checked.append(NotChecked(document, workload, gap, document.position(gap.container.pointer)[0]))
         if not complete:
-            unseen.update((workload.namespace, name) for name in secrets)
-    return Report(paths, manifests, stock, results, source, unseen)
+            unseen.update((workload.namespace, name) for name in verdict.unseen_secrets)
+    return Report(paths, manifests, stock, results, source, unseen, not_checked=not_checked)

@@ -278,7 +278,8 @@ async def _decide(
     workload: Workload, gatherer: FactGatherer, policy: Policy, failing: list[FailingContainer]
 ) -> dict[str, tuple[Decision | None, ImageFacts | None]]:
     # The pods are named by the user: judged even in namespaces the webhook skips (kube-system's pause image).
-    decision, facts, _ = await review(workload, policy, Side.VALIDATE, gatherer, exclusions=False)
+    reviewed = await review(workload, policy, Side.VALIDATE, gatherer, exclusions=False)
+    decision, facts = reviewed.decision, reviewed.facts
     judged: dict[str, tuple[Decision | None, ImageFacts | None]] = {}
     for f in failing:
         kind = "containers" if f.kind == SANDBOX else f.kind

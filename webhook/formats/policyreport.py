@@ -3,7 +3,8 @@
 One report per namespace, named `pullguard-audit`, labelled `app.kubernetes.io/managed-by: pullguard`, with one
 result per finding: `policy` is the check, `rule` the failure the kubelet would show, `result` `fail` (the check
 enforces and the finding is definite), `warn` (warn mode, or advisory) or `error` (could not verify), and the
-workload in `resources`. `summary.pass` counts the images checked without a finding.
+workload in `resources`; and one `skip` result per check that could not run for an image (`rule` says why, e.g. no
+Node in the view). `summary.pass` counts the images every enabled check ran on without a finding.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from policies import render
-from policies.model import JudgedFinding, Mode
+from policies.model import ContainerImage, JudgedFinding, Mode, Unchecked
 from webhook.limits import clip
 
 GROUP, VERSION, PLURAL = "wgpolicyk8s.io", "v1alpha2", "policyreports"
@@ -28,7 +29,7 @@ MAX_TEXT_CHARS = 512  # of each message, image, container path and fix
 MAX_RESULTS = 500
 MAX_REPORT_BYTES = 1024 * 1024
 OMITTED_ANNOTATION = "pullguard.io/omitted-results"
-_SEVERITY = {"fail": "high", "error": "medium", "warn": "low"}
+_SEVERITY = {"fail": "high", "error": "medium", "warn": "low", "skip": "info"}
 _API_VERSIONS = {
     "Pod": "v1",
     "Deployment": "apps/v1",
@@ -48,6 +49,7 @@ class AuditedWorkload:
     uid: str
     images: int  # how many images were checked
     findings: tuple[JudgedFinding, ...]
+    unchecked: tuple[Unchecked, ...] = ()  # checks that could not run: `skip`, never counted as a pass
 
 
 def result_of(judged: JudgedFinding) -> str:
@@ -70,26 +72,43 @@ def results(workload: AuditedWorkload, seconds: int) -> list[dict[str, Any]]:
     found = []
     for judged in workload.findings:
         finding, outcome = judged.finding, result_of(judged)
-        found.append(
-            {
-                "source": SOURCE,
-                "policy": finding.check,
-                "rule": str(finding.reason),
-                "category": "image pull",
-                "severity": _SEVERITY[outcome],
-                "result": outcome,
-                "scored": True,
-                "message": clip(render.sentence(finding), MAX_TEXT_CHARS),
-                "timestamp": {"seconds": seconds, "nanos": 0},
-                "resources": [resource],
-                "properties": {
-                    "container": clip(finding.container.display_path, MAX_TEXT_CHARS),
-                    "image": clip(finding.container.image, MAX_TEXT_CHARS),
-                    "fix": clip(render.fix(finding), MAX_TEXT_CHARS),
-                },
-            }
-        )
+        message = render.sentence(finding)
+        result = _result(finding.check, str(finding.reason), outcome, message, resource=resource, seconds=seconds)
+        result["properties"] = _properties(finding.container, fix=render.fix(finding))
+        found.append(result)
+    for unchecked in workload.unchecked:  # scored false: a check that did not run neither passes nor fails
+        message = render.not_checked(unchecked)
+        result = _result(unchecked.check, str(unchecked.gap), "skip", message, resource=resource, seconds=seconds)
+        result["properties"] = _properties(unchecked.container)
+        found.append(result)
     return found
+
+
+def _result(
+    policy: str, rule: str, outcome: str, message: str, *, resource: dict[str, str], seconds: int
+) -> dict[str, Any]:
+    return {
+        "source": SOURCE,
+        "policy": policy,
+        "rule": rule,
+        "category": "image pull",
+        "severity": _SEVERITY[outcome],
+        "result": outcome,
+        "scored": outcome != "skip",
+        "message": clip(message, MAX_TEXT_CHARS),
+        "timestamp": {"seconds": seconds, "nanos": 0},
+        "resources": [resource],
+    }
+
+
+def _properties(container: ContainerImage, fix: str | None = None) -> dict[str, str]:
+    properties = {
+        "container": clip(container.display_path, MAX_TEXT_CHARS),
+        "image": clip(container.image, MAX_TEXT_CHARS),
+    }
+    if fix is not None:
+        properties["fix"] = clip(fix, MAX_TEXT_CHARS)
+    return properties
 
 
 def _key(result: Mapping[str, Any]) -> tuple[str, ...]:
@@ -112,6 +131,7 @@ def report(namespace: str, workloads: Iterable[AuditedWorkload], seconds: int) -
     for workload in workloads:
         checked += workload.images
         flagged = {j.finding.container.pointer for j in workload.findings}
+        flagged |= {u.container.pointer for u in workload.unchecked}
         clean += max(workload.images - len(flagged), 0)
         for result in results(workload, seconds):
             unique.setdefault(_key(result), result)
@@ -130,7 +150,7 @@ def report(namespace: str, workloads: Iterable[AuditedWorkload], seconds: int) -
             "fail": counts["fail"],
             "warn": counts["warn"],
             "error": counts["error"],
-            "skip": 0,
+            "skip": counts["skip"],
         },
         "results": listed,
     }

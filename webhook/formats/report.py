@@ -11,11 +11,19 @@ from typing import Any
 import orjson
 
 from policies import render
-from policies.model import Finding, JudgedFinding, Workload
+from policies.config import DEFAULT_POLICY, Policy
+from policies.model import Finding, Gap, JudgedFinding, Unchecked, Workload
 from webhook.util.manifests import SUFFIXES, Document, Manifests
 
 EXIT_CLEAN, EXIT_ENFORCED, EXIT_INPUT = 0, 1, 2
+FAIL_ON_LEVELS = ("enforce", "warn", "unverified")  # each fails on what the one before does, and more
 UNVERIFIABLE_HINT = "check with --kubeconfig, or put the Secrets in the input and pass --complete-input"
+# What a CI run can do about each gap (policies.render.GAPS says what it is).
+GAP_HINTS = {
+    Gap.NO_LOOKUP: "run without --offline to look the images up",
+    Gap.NO_CLUSTER: "use --kubeconfig, or put the Nodes, Secrets and ServiceAccounts in the input",
+    Gap.NO_NODES: "use --kubeconfig, or put the Nodes in the input (kubectl get nodes -o yaml)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,16 @@ class Result:
         return self.judged.finding
 
 
+@dataclass(frozen=True, slots=True)
+class NotChecked:
+    """A check that could not run for one image, at the line of its `image:`."""
+
+    document: Document
+    workload: Workload
+    unchecked: Unchecked
+    line: int
+
+
 @dataclass(slots=True)
 class Report:
     paths: list[str]
@@ -61,7 +79,10 @@ class Report:
     results: list[Result]
     cluster_source: str  # kubeconfig | input | none
     unverifiable: Counter[tuple[str, str]] = field(default_factory=Counter)  # (namespace, secret): references
-    fail_on: str = "enforce"  # enforce: enforced findings fail the run; warn: every non-advisory finding does
+    fail_on: str = "enforce"  # enforce: enforced findings fail the run; warn: every non-advisory finding does;
+    # unverified: that, and every check that could not run and every pull secret not verifiable
+    not_checked: list[NotChecked] = field(default_factory=list)
+    policy: Policy = DEFAULT_POLICY  # the run's: SARIF's rule levels
 
     @property
     def images(self) -> int:
@@ -73,10 +94,13 @@ class Report:
 
     @property
     def failing(self) -> int:
-        """The findings that fail the run at the `fail_on` level (advisory ones never do)."""
-        if self.fail_on == "warn":
-            return sum(r.judged.denies or not r.finding.advisory for r in self.results)
-        return self.enforced
+        """What fails the run at the `fail_on` level (advisory findings never do)."""
+        if self.fail_on == "enforce":
+            return self.enforced
+        failing = sum(r.judged.denies or not r.finding.advisory for r in self.results)
+        if self.fail_on == "unverified":
+            failing += len(self.not_checked) + self.unverifiable.total()
+        return failing
 
     @property
     def exit_code(self) -> int:
@@ -112,7 +136,19 @@ class Report:
                 f"pull secrets not verifiable: {references} to {secrets} not in the input ({shown}{more}); "
                 f"{UNVERIFIABLE_HINT}"
             )
-        return notes
+        return notes + self._gap_notes()
+
+    def _gap_notes(self) -> list[str]:
+        """One line per reason a check could not run, counting the images it could not run for."""
+        by_gap: dict[Gap, Counter[str]] = {}
+        for item in self.not_checked:
+            by_gap.setdefault(item.unchecked.gap, Counter())[item.unchecked.check] += 1
+        return [
+            f"not checked, {render.GAPS[gap]}: "
+            + ", ".join(f"{check} ({_count(n, 'image')})" for check, n in checks.items())
+            + f"; {GAP_HINTS[gap]}"
+            for gap, checks in by_gap.items()
+        ]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -122,9 +158,10 @@ class Report:
             "images": self.images,
             "clusterView": len(self.inventory.cluster_objects),
             "clusterSource": self.cluster_source,
-            "skipped": len(self.inventory.skipped),
+            "skipped": len(self.inventory.skipped) - len(self.inventory.errors),
             "errors": len(self.inventory.errors),
             "findings": len(self.results),
+            "notChecked": len(self.not_checked),
             "enforced": self.enforced,
             "failOn": self.fail_on,
             "failing": self.failing,
@@ -149,10 +186,29 @@ def _record(result: Result) -> dict[str, Any]:
         "message": render.problem(finding),
         "hint": render.fix(finding),
         "denies": result.judged.denies,
+        "unknown": finding.unknown,
+        "advisory": finding.advisory,
         "path": finding.container.display_path,
         "file": result.document.source,
         "line": result.line,
         "column": result.column,
+    }
+
+
+def _not_checked_record(item: NotChecked) -> dict[str, Any]:
+    unchecked = item.unchecked
+    return {
+        "check": unchecked.check,
+        "gap": str(unchecked.gap),
+        "why": render.GAPS[unchecked.gap],
+        "kind": item.workload.kind,
+        "namespace": item.workload.namespace,
+        "name": item.workload.name,
+        "container": unchecked.container.name,
+        "image": unchecked.container.image,
+        "path": unchecked.container.display_path,
+        "file": item.document.source,
+        "line": item.line,
     }
 
 
@@ -171,6 +227,7 @@ def skipped_record(skipped: Skipped) -> dict[str, Any]:
 def render_json(report: Report) -> str:
     body = {
         "findings": [_record(r) for r in report.results],
+        "notChecked": [_not_checked_record(n) for n in report.not_checked],
         "skipped": [skipped_record(s) for s in report.inventory.skipped],
         "summary": report.summary(),
     }
@@ -195,15 +252,21 @@ def render_table(report: Report) -> str:
     lines = [*_columns([header, *rows]), ""] if rows else []
     summary = report.summary()
     counts = f"{_count(summary['findings'], 'finding')}, {summary['enforced']} enforced"
-    if report.fail_on == "warn":
-        counts += f", {summary['failing']} failing (--fail-on warn)"
-    lines.append(counts if report.results else "no findings")
+    if report.fail_on != "enforce":
+        counts += f", {summary['failing']} failing (--fail-on {report.fail_on})"
+    if not report.results:
+        counts = "no findings"
+    if report.not_checked:  # never a bare "no findings" when something was not looked at
+        counts += f"; {_count(len(report.not_checked), 'check')} could not run (see below)"
+    lines.append(counts)
     checked = ", ".join(
         _count(summary[key], noun)
         for key, noun in (("objects", "object"), ("workloads", "workload"), ("images", "image"))
     )
     lines.append(f"checked {_count(summary['files'], 'file')}: {checked}")
-    if report.inventory.cluster_objects:
+    if report.cluster_source == "kubeconfig":
+        lines.append("cluster view: the live cluster (--kubeconfig)")
+    elif report.inventory.cluster_objects:
         used = _count(summary["clusterView"], "object")
         lines.append(f"cluster view: {used} from the input (Secrets, ServiceAccounts, Nodes)")
     benign = [s for s in report.inventory.skipped if not s.error]

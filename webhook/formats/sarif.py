@@ -2,7 +2,8 @@
 
 Rules describe every check, results point at the `image:` line, paths are relative to the working directory
 under `%SRCROOT%` (code scanning resolves them against the checkout), and what was skipped or unreadable goes
-into the invocation's notifications so the run accounts for every object there too.
+into the invocation's notifications so the run accounts for every object there too. A check that could not run
+for an image is a result of kind `open` (SARIF's "could not tell whether it passes"), level `none`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import orjson
 
 from policies import render
 from policies.checks import ALL_CHECKS, CheckSpec
-from policies.config import DEFAULT_POLICY
+from policies.config import Policy
 from policies.model import Finding, Mode
-from webhook.formats.report import Report, Result, Skipped
+from webhook.formats.report import NotChecked, Report, Result, Skipped
 from webhook.util.manifests import STDIN
 from webhook.version import version
 
@@ -35,7 +36,7 @@ def render_sarif(report: Report) -> str:
             "driver": {
                 "name": "pullguard",
                 "version": version(),
-                "rules": [_rule(spec) for spec in ALL_CHECKS],
+                "rules": [_rule(spec, report.policy) for spec in ALL_CHECKS],
             }
         },
         "originalUriBaseIds": {SRCROOT: {"uri": Path.cwd().as_uri() + "/"}},
@@ -47,17 +48,17 @@ def render_sarif(report: Report) -> str:
                 + [{"level": "note", "message": {"text": note}} for note in summary["notes"]],
             }
         ],
-        "results": [_result(r) for r in report.results],
+        "results": [_result(r) for r in report.results] + [_open(n) for n in report.not_checked],
         "properties": {"summary": summary},
     }
     sarif = {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
     return orjson.dumps(sarif, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
-def _rule(spec: CheckSpec) -> dict[str, Any]:
+def _rule(spec: CheckSpec, policy: Policy) -> dict[str, Any]:
     """A check's rule, from its record: what it predicts, from what, how to fix it, and the level its findings
-    have under the default policy (enforce: error)."""
-    level = "error" if DEFAULT_POLICY.check_mode(spec.name) is Mode.ENFORCE else "warning"
+    have under the run's policy (enforce: error; a namespace's own mode shows in each result's level)."""
+    level = "error" if policy.check_mode(spec.name) is Mode.ENFORCE else "warning"
     return {
         "id": spec.name,
         "name": spec.name,
@@ -84,6 +85,25 @@ def _result(result: Result) -> dict[str, Any]:
             "container": finding.container.name,
             "image": finding.container.image,
             "path": finding.container.display_path,
+        },
+    }
+
+
+def _open(item: NotChecked) -> dict[str, Any]:
+    unchecked, workload = item.unchecked, item.workload
+    return {
+        "ruleId": unchecked.check,
+        "ruleIndex": _RULE_INDEX[unchecked.check],
+        "kind": "open",
+        "level": "none",
+        "message": {"text": render.not_checked(unchecked)},
+        "locations": [_location(item.document.source, item.line, None)],
+        "properties": {
+            "gap": str(unchecked.gap),
+            "object": f"{workload.kind}/{workload.namespace}/{workload.name}",
+            "container": unchecked.container.name,
+            "image": unchecked.container.image,
+            "path": unchecked.container.display_path,
         },
     }
 

@@ -214,7 +214,7 @@ def test_one_apply_then_warnings_reapply_and_rotation(
         assert 'admission webhook "policy.pullguard.io" denied the request: pullguard policy rejected: ' in typo.stderr
         assert f"configmap {install.namespace}/pullguard-policy: mode: Input should be" in typo.stderr
         fixed = cluster.kubectl("apply", "-f", "-", input=_policy(install.namespace, "mode: warn\n"), timeout=60)
-        assert "configmap/pullguard-policy configured" in fixed.stdout, fixed
+        assert "configmap/pullguard-policy created" in fixed.stdout, fixed  # the install ships no policy
 
         # re-applying the manifests (an upgrade, a GitOps sync) changes nothing that matters
         again = cluster.kubectl("apply", "-k", str(install.overlay), timeout=60)
@@ -244,6 +244,64 @@ def test_one_apply_then_warnings_reapply_and_rotation(
         assert "has no tag" in created.stderr, created
     finally:
         process.stop()
+
+
+def policy_overlay(directory: Path, namespace: str) -> Path:
+    """manifests/policy/ (the policy, applied on its own) into the install's namespace."""
+    directory.mkdir(parents=True, exist_ok=True)
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": namespace,
+        "resources": [os.path.relpath(REPO_ROOT / "manifests" / "policy", directory)],
+    }
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return directory
+
+
+def test_the_install_never_resets_the_operators_policy(
+    cluster: Cluster, install: Install, apps: str, tmp_path: Path
+) -> None:
+    """Issue 22: the install ships no policy. Until the policy ConfigMap exists pullguard runs its embedded default
+    and says so; once the operator has set `enforce`, re-applying the install (an upgrade, a GitOps sync) leaves it,
+    and enforce still denies."""
+    assert not [d for d in install.rendered if d["kind"] == "ConfigMap"], "the install renders no policy"
+    process = run_pullguard(cluster, install, tmp_path / "pullguard")
+    source = f"configmap {install.namespace}/pullguard-policy"
+    try:
+        eventually(lambda: ready(process), "/readyz", timeout=60)
+        answer = process.ready()
+        assert answer is not None
+        assert answer.json()["policyNote"] == (
+            f"{source} does not exist: the embedded default policy is in force until it is created"
+        )
+        created = cluster.kubectl("apply", "-k", str(policy_overlay(tmp_path / "policy", install.namespace)))
+        assert "configmap/pullguard-policy created" in created.stdout, created
+
+        def in_force(expected: str) -> bool:
+            answer = process.ready()
+            return answer is not None and answer.json().get("policy") == expected and "policyNote" not in answer.json()
+
+        eventually(lambda: in_force(source), "the policy ConfigMap in force", timeout=30)
+
+        enforce = json.dumps({"data": {"policy.yaml": "mode: enforce\n"}})  # as `kubectl edit` would leave it
+        edit = ("patch", "configmap", "pullguard-policy", "-n", install.namespace, "--type=merge", "-p", enforce)
+        cluster.kubectl(*edit)
+
+        def denied() -> bool:
+            attempt = cluster.kubectl("apply", "-f", "-", input=untagged_pod(apps), timeout=60, check=False)
+            return attempt.returncode != 0 and "denied the request" in attempt.stderr
+
+        eventually(denied, "enforce to deny an untagged image", timeout=30)
+
+        again = cluster.kubectl("apply", "-k", str(install.overlay), timeout=60)
+        assert "configmap" not in again.stdout, again.stdout  # the install does not touch the policy
+        kept = cluster.kubectl_json("get", "configmap", "pullguard-policy", "-n", install.namespace, "-o", "json")
+        assert kept["data"]["policy.yaml"] == "mode: enforce\n"
+        assert denied(), "enforce still denies after the install was re-applied"
+    finally:
+        process.stop()
+        cluster.kubectl("delete", "configmap", "pullguard-policy", "-n", install.namespace, check=False)
 
 
 def _deployment(namespace: str, image: str) -> str:

@@ -58,7 +58,6 @@ def test_base_renders_every_object(rendered: list[dict[str, Any]]) -> None:
             ("ClusterRoleBinding", "pullguard"),
             ("Role", "pullguard"),
             ("RoleBinding", "pullguard"),
-            ("ConfigMap", "pullguard-policy"),
             ("Deployment", "pullguard"),
             ("PodDisruptionBudget", "pullguard"),
             ("Service", "pullguard"),
@@ -75,8 +74,15 @@ def test_base_renders_every_object(rendered: list[dict[str, Any]]) -> None:
             assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
 
 
-def test_policy_configmap_is_the_embedded_default(rendered: list[dict[str, Any]]) -> None:
-    (configmap,) = by_kind(rendered)["ConfigMap"]
+def test_the_policy_is_its_own_kustomization_and_the_embedded_default(
+    cluster: Cluster, rendered: list[dict[str, Any]]
+) -> None:
+    """The install never ships the policy (re-applying it must not reset an operator's edits); manifests/policy/
+    renders it alone, in pullguard's namespace."""
+    assert "ConfigMap" not in by_kind(rendered)
+    (configmap,) = render(cluster, str(MANIFESTS / "policy"))
+    assert (configmap["kind"], configmap["metadata"]["name"]) == ("ConfigMap", "pullguard-policy")
+    assert configmap["metadata"]["namespace"] == NAMESPACE
     text = configmap["data"]["policy.yaml"]
     assert text == DEFAULT_POLICY_YAML
     assert parse_policy(text) == parse_policy(DEFAULT_POLICY_YAML)
@@ -201,11 +207,10 @@ def test_server_side_dry_run_of_the_base(cluster: Cluster, pullguard_namespace: 
         "validatingwebhookconfiguration.admissionregistration.k8s.io/pullguard",
         "mutatingwebhookconfiguration.admissionregistration.k8s.io/pullguard",
         "poddisruptionbudget.policy/pullguard",
-        "configmap/pullguard-policy",
         "clusterrole.rbac.authorization.k8s.io/pullguard",
     ):
         assert any(line.startswith(expected + " ") for line in lines), (expected, result.stdout)
-    assert len(lines) == 12
+    assert len(lines) == 11 and not any(line.startswith("configmap/") for line in lines)
     # Dry run: nothing was stored.
     missing = cluster.kubectl("get", "deployment", "pullguard", "-n", NAMESPACE, check=False, timeout=TIMEOUT)
     assert "NotFound" in missing.stderr

@@ -123,7 +123,7 @@ def test_the_webhooks_skip_exactly_the_policy_default_namespaces() -> None:
 
 
 def test_the_policy_configmap_excludes_the_policy_default_namespaces() -> None:
-    (configmap,) = _documents("policy-configmap.yaml")
+    (configmap,) = _documents("policy/policy-configmap.yaml")
     assert parse_policy(configmap["data"]["policy.yaml"]).exclude_namespaces == EXCLUDED
 
 

@@ -18,11 +18,26 @@ def sample(metrics: Metrics, name: str, labels: dict[str, str] | None = None) ->
     return metrics.registry.get_sample_value(name, labels or {})
 
 
-def test_absent_configmap_at_start_is_not_an_error() -> None:
+def test_absent_configmap_at_start_is_not_an_error_and_says_which_policy_is_in_force() -> None:
     policies, metrics = holder()
-    _policy_callback(policies, "configmap ns/pullguard-policy")(None)
-    assert policies.policy is DEFAULT_POLICY and policies.last_error is None
+    offer = _policy_callback(policies, "configmap ns/pullguard-policy")
+    assert policies.note is None
+    offer(None)
+    assert policies.policy is DEFAULT_POLICY and policies.last_error is None and policies.ready
     assert sample(metrics, "pullguard_policy_valid") == 1
+    assert policies.note == (
+        "configmap ns/pullguard-policy does not exist: the embedded default policy is in force until it is created"
+    )
+    offer({"policy.yaml": "mode: enforce"})  # created: the note goes
+    assert policies.note is None and policies.policy.mode is Mode.ENFORCE
+
+
+def test_an_invalid_first_configmap_replaces_the_note_with_its_error() -> None:
+    policies, _ = holder()
+    offer = _policy_callback(policies, "configmap ns/pullguard-policy")
+    offer(None)
+    offer({"policy.yaml": "mode: enforcee"})
+    assert policies.note is None and not policies.ready and "mode" in (policies.last_error or "")
 
 
 def test_configmap_lifecycle_keeps_the_last_good_policy() -> None:

@@ -71,6 +71,8 @@ def create_app(service: Service) -> AdmissionFastPath:
         holder = service.holder
         problems = not_ready(service)
         body: dict[str, object] = {"ready": not problems, "policy": holder.source, "policyError": holder.last_error}
+        if holder.note is not None:
+            body["policyNote"] = holder.note
         if problems:
             body["notReady"] = problems
         return Response(orjson.dumps(body), status_code=503 if problems else 200, media_type=JSON)

@@ -171,7 +171,7 @@ def _policy_callback(holder: PolicyHolder, source: str) -> Callable[[dict[str, s
         # Runs on the watch thread; the holder swaps the policy in one attribute write.
         nonlocal seen
         if data is None and not seen:  # never created: a fresh install runs on its --config or embedded policy
-            log.info("no policy ConfigMap", extra={"fields": {"source": source, "policy": holder.source}})
+            holder.missing(source)
             return
         seen = True
         if data is None and source in holder.unsettled:

@@ -24,6 +24,9 @@ class PolicyHolder:
         # Sources that exist but never gave a valid policy, with why: while any is here, the policy in force is
         # not the one the admin gave, so the service is not ready (a last good policy exists only once adopted).
         self.unsettled: dict[str, str] = {}
+        # A source followed but not created yet (the policy ConfigMap of a fresh install): the policy in force is
+        # the one pullguard started with, and /readyz says so.
+        self.absent: str | None = None
         self._settled: set[str] = set()
         self._metrics = metrics
         metrics.policy_valid.set(1)
@@ -31,6 +34,18 @@ class PolicyHolder:
     @property
     def ready(self) -> bool:
         return not self.unsettled
+
+    @property
+    def note(self) -> str | None:
+        """Why the policy in force is not the followed source's, when that source does not exist."""
+        if self.absent is None:
+            return None
+        return f"{self.absent} does not exist: the {self.source} policy is in force until it is created"
+
+    def missing(self, source: str) -> None:
+        """The followed source does not exist (yet): keep the policy in force, and say which it is."""
+        self.absent = source
+        log.info("policy source absent", extra={"fields": {"source": source, "policy": self.source}})
 
     def offer(self, text: str, source: str) -> bool:
         """Adopt the policy in `text` if it is valid; otherwise keep the current one and record why."""
@@ -40,6 +55,7 @@ class PolicyHolder:
             self.reject(source, str(exc))
             return False
         self.policy, self.source, self.last_error = policy, source, None
+        self._appeared(source)
         self._settled.add(source)
         self.unsettled.pop(source, None)
         self._metrics.policy_reloads.labels("ok").inc()
@@ -50,12 +66,17 @@ class PolicyHolder:
     def reject(self, source: str, error: str) -> None:
         error = clip(error, MAX_ERROR_CHARS)  # logged, and on /readyz at every probe
         self.last_error = error
+        self._appeared(source)
         if source not in self._settled:
             self.unsettled[source] = error
         self._metrics.policy_reloads.labels("error").inc()
         self._metrics.policy_valid.set(0)
         fields = {"source": source, "error": error, "kept": self.source}
         log.error("policy rejected, keeping the last good one", extra={"fields": fields})
+
+    def _appeared(self, source: str) -> None:
+        if self.absent == source:
+            self.absent = None
 
     def withdraw(self, source: str) -> None:
         """A source that never gave a valid policy is gone (a deleted ConfigMap): it holds nothing back now."""

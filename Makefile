@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit integration e2e bench certs deps k8s-bins debs clean image
+.PHONY: run test lint unit integration e2e bench certs deps k8s-bins helm debs clean image push install release
 
 # Serving needs only the runtime dependencies (no test or lint tools).
 run: $(STAMPS)/runtime
@@ -41,7 +41,7 @@ bench: deps
 certs: $(STAMPS)/runtime
 	$(BIN)/pullguard certs --out certs --dns localhost --ip 127.0.0.1 --ip ::1
 
-deps: $(STAMPS)/venv debs k8s-bins
+deps: $(STAMPS)/venv debs k8s-bins helm
 
 debs:
 	bash scripts/install-debs.sh
@@ -50,10 +50,35 @@ debs:
 k8s-bins:
 	bash scripts/build-k8s-bins.sh
 
+# helm, built from the helm.sh/helm/v4 version in tests/e2e/helmbin/go.mod; cached like the Kubernetes binaries.
+helm:
+	bash scripts/build-helm.sh
+
 # The container image from ./Containerfile, built with mmdebstrap + buildah (no Docker, no public registry); cached
 # by its inputs under ~/.cache/pullguard/image-<hash>. Prints the OCI layout; IMAGE_REGISTRY=host:port also pushes.
 image: $(STAMPS)/venv debs
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" bash scripts/build-image.sh
+
+# Where the install runs from: IMAGE=host/repo:tag (or @sha256:...) names the image for push, install and release.
+IMAGE ?=
+KUBECTL ?= kubectl
+KUBECONFIG ?=
+INSTALL_FROM ?= manifests
+
+# Build (cached) and push the image with skopeo, no Docker: make push IMAGE=host/repo:tag
+# (PUSH_TLS_VERIFY=false for a registry this machine does not trust; PUSH_CREDS=user:password).
+push: $(STAMPS)/venv debs
+	bash scripts/push-image.sh "$(IMAGE)"
+
+# The install with that image, applied in one command (and the default policy, only if the cluster has none);
+# INSTALL_FROM=certs/cert-manager for the cert-manager variant.
+install: $(STAMPS)/runtime
+	$(BIN)/python scripts/render_install.py --apply --image "$(IMAGE)" --kubectl "$(KUBECTL)" --from "$(INSTALL_FROM)" \
+		$(if $(KUBECONFIG),--kubeconfig "$(KUBECONFIG)")
+
+# The release manifests for kubectl apply -f: dist/install.yaml with that image, dist/policy.yaml.
+release: $(STAMPS)/runtime
+	$(BIN)/python scripts/render_install.py --out dist --image "$(IMAGE)" --kubectl "$(KUBECTL)" --from "$(INSTALL_FROM)"
 
 # Two stamps: the runtime (what `make run` needs) and the dev tools on top (tests, linters). setuptools' notice
 # "Editable installation. Please be careful with folders..." (an InformationOnly warning) is not shown.

@@ -9,7 +9,8 @@
 #              pushes it to an OCI layout directory                       (cached by a hash of every input)
 #
 # The OCI layout's path is the last line of stdout; its one image is tagged "pullguard:<version>" (pyproject.toml).
-# With IMAGE_REGISTRY=host:port the image is also copied to http://host:port/pullguard:<version> (skopeo).
+# It also writes the image as an OCI archive, dist/pullguard-<version>.tar. With IMAGE_REGISTRY=host:port the image
+# is also copied to http://host:port/pullguard:<version> (skopeo); `make push IMAGE=...` pushes it anywhere.
 #
 # Usage:  scripts/build-image.sh [--print-dir]      build if needed (--print-dir: only print where it would be)
 # Environment:
@@ -144,6 +145,16 @@ else
         find "$cache_root" -maxdepth 1 -type d -name "$pattern" ! -name 'image-base-*' -printf '%T@ %p\n' \
             | sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -rf
     done
+fi
+
+# The OCI archive to hand on (skopeo copy oci-archive:dist/pullguard-<version>.tar docker://...; podman load),
+# rewritten only when the image changed.
+archive=$repo_root/dist/pullguard-$version.tar
+if [[ ! -s $archive || $oci_dir/index.json -nt $archive ]]; then
+    mkdir -p "$repo_root/dist"
+    rm -f "$archive"
+    skopeo copy --quiet "oci:$oci_dir:$image_ref" "oci-archive:$archive:$image_ref" >&2
+    log "archive: $archive"
 fi
 
 if [[ -n ${IMAGE_REGISTRY:-} ]]; then

@@ -9,6 +9,7 @@ Everything stays on loopback: the registry and pullguard listen on 127.0.0.1 and
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -166,6 +167,19 @@ def test_size_is_recorded_and_bounded(image: BuiltImage, pulled: Pulled) -> None
     print(f"image {image.ref_name}: {summary}")
     assert image.compressed_bytes < MAX_COMPRESSED_BYTES
     assert len(image.manifest["layers"]) == 2  # the Debian base and pullguard's layer
+
+
+def test_make_image_leaves_the_oci_archive(image: BuiltImage) -> None:
+    """`make image` hands on an OCI archive of exactly the image it built (dist/pullguard-<version>.tar)."""
+    version = image.ref_name.split(":", 1)[1]
+    archive = REPO / "dist" / f"pullguard-{version}.tar"
+    done = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci-archive:{archive}:{image.ref_name}"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert "sha256:" + hashlib.sha256(done.stdout).hexdigest() == image.manifest_digest
 
 
 def test_final_stage_has_no_build_tools(pulled: Pulled) -> None:

@@ -90,7 +90,8 @@ def write_overlay(directory: Path, port: int, rbac_patches: list[dict[str, Any]]
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": namespace,
-        "resources": [os.path.relpath(REPO_ROOT / "manifests", directory)],  # kustomize wants a relative root
+        "resources": [os.path.relpath(REPO_ROOT / "manifests" / "base", directory)],  # kustomize wants it relative
+        "images": [{"name": "pullguard", "newName": "registry.example.test/platform/pullguard", "newTag": "0.1.0"}],
         "patches": webhook_patch + (rbac_patches or []),
     }
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))

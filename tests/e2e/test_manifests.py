@@ -1,9 +1,13 @@
-"""manifests/ (the kustomize base) renders with our kubectl's kustomize and a real kube-apiserver accepts it."""
+"""manifests/ renders with our kubectl's kustomize once its image is named (`make release`/`make install` name it;
+without one it refuses to render), and a real kube-apiserver accepts the result."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,9 +37,72 @@ def by_kind(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return kinds
 
 
+IMAGE = "registry.example.test/platform/pullguard:0.1.0"
+
+
+def release(cluster: Cluster, out: Path, image: str, source: Path = MANIFESTS) -> subprocess.CompletedProcess[str]:
+    """`make release IMAGE=...` without make: the script it runs, with the suite's kubectl."""
+    kubectl = str(cluster.bin_dir / "kubectl")
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "render_install.py"), "--out", str(out), "--image", image]
+    command += ["--kubectl", kubectl, "--from", str(source)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+
+
 @pytest.fixture(scope="module")
-def rendered(cluster: Cluster) -> list[dict[str, Any]]:
-    return render(cluster, str(MANIFESTS))
+def released(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("release")
+    done = release(cluster, out, IMAGE)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered(released: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((released / "install.yaml").read_text()) if d]
+
+
+def test_manifests_refuse_to_render_until_the_image_is_named(cluster: Cluster) -> None:
+    """The placeholder never ships: `kubectl apply -k manifests/` fails before anything reaches the cluster."""
+    refused = cluster.kubectl("kustomize", str(MANIFESTS), check=False, timeout=TIMEOUT)
+    assert refused.returncode != 0 and "out of bounds for value pullguard" in refused.stderr, refused
+    applied = cluster.kubectl("apply", "--dry-run=server", "-k", str(MANIFESTS), check=False, timeout=TIMEOUT)
+    assert applied.returncode != 0 and applied.stdout == "", applied
+
+
+def test_the_release_sets_the_one_image_and_nothing_else(cluster: Cluster, rendered: list[dict[str, Any]]) -> None:
+    (deployment,) = by_kind(rendered)["Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    with_image = render(cluster, str(MANIFESTS / "base"))
+    for document in with_image:
+        if document["kind"] == "Deployment":
+            document["spec"]["template"]["spec"]["containers"][0]["image"] = IMAGE
+    assert sorted(map(json.dumps, with_image)) == sorted(map(json.dumps, rendered))
+
+
+@pytest.mark.parametrize(
+    ("image", "said"),
+    [
+        ("", "no image named"),
+        ("pullguard:0.1.0", "names no registry"),
+        ("registry.example.test/platform/pullguard", "has no tag or digest"),
+        ("registry.example.test/Platform/pullguard:1", "is not an image reference"),
+    ],
+)
+def test_release_without_a_usable_image_says_how_to_name_one(
+    cluster: Cluster, tmp_path: Path, image: str, said: str
+) -> None:
+    done = release(cluster, tmp_path, image)
+    assert done.returncode == 2 and said in done.stderr and "IMAGE=host/repo:tag" in done.stderr, done.stderr
+    assert not (tmp_path / "install.yaml").exists()
+
+
+def test_a_digest_pins_the_image(cluster: Cluster, tmp_path: Path) -> None:
+    digest = "sha256:" + "a" * 64
+    assert release(cluster, tmp_path, f"registry.example.test/platform/pullguard@{digest}").returncode == 0
+    documents = [d for d in yaml.safe_load_all((tmp_path / "install.yaml").read_text()) if d]
+    (deployment,) = by_kind(documents)["Deployment"]
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"registry.example.test/platform/pullguard@{digest}"
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +188,7 @@ def test_deployment_is_hardened(rendered: list[dict[str, Any]]) -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["affinity"]["podAntiAffinity"]
     (container,) = pod["containers"]
-    assert container["image"] == "registry.example.com/pullguard/pullguard:0.1.0"
+    assert container["image"] == IMAGE
     assert container["args"] == [
         "serve",
         "--host",
@@ -198,8 +265,8 @@ def test_webhook_configurations(rendered: list[dict[str, Any]]) -> None:
             assert webhook["reinvocationPolicy"] == "IfNeeded"
 
 
-def test_server_side_dry_run_of_the_base(cluster: Cluster, pullguard_namespace: str) -> None:
-    result = cluster.kubectl("apply", "--dry-run=server", "-k", str(MANIFESTS), timeout=TIMEOUT)
+def test_server_side_dry_run_of_the_release(cluster: Cluster, pullguard_namespace: str, released: Path) -> None:
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", str(released / "install.yaml"), timeout=TIMEOUT)
     lines = result.stdout.splitlines()
     assert all(line.endswith("(server dry run)") for line in lines), result.stdout
     for expected in (
@@ -216,8 +283,11 @@ def test_server_side_dry_run_of_the_base(cluster: Cluster, pullguard_namespace: 
     assert "NotFound" in missing.stderr
 
 
-def test_cert_manager_overlay_renders(cluster: Cluster) -> None:
-    docs = render(cluster, str(CERT_MANAGER))
+def test_cert_manager_overlay_renders(cluster: Cluster, tmp_path: Path) -> None:
+    refused = cluster.kubectl("kustomize", str(CERT_MANAGER), check=False, timeout=TIMEOUT)
+    assert "out of bounds for value pullguard" in refused.stderr, refused  # the same guard: name the image first
+    assert release(cluster, tmp_path, IMAGE, CERT_MANAGER).returncode == 0
+    docs = [d for d in yaml.safe_load_all((tmp_path / "install.yaml").read_text()) if d]
     kinds = by_kind(docs)
     certificates = {c["metadata"]["name"]: c for c in kinds["Certificate"]}
     assert certificates["pullguard-tls"]["spec"]["secretName"] == "pullguard-tls"

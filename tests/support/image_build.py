@@ -31,6 +31,7 @@ from .lifecycle import StopsOnExit, end_process
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "scripts" / "build-image.sh"
+PUSH_SCRIPT = REPO / "scripts" / "push-image.sh"
 BUILD_TOOLS = ("mmdebstrap", "buildah", "skopeo")
 
 
@@ -84,13 +85,19 @@ def build_image(timeout: float = 840.0) -> BuiltImage:
 
 
 def push_image(image: BuiltImage, registry_host: str, repository: str, tag: str) -> str:
-    """Copy the image to ``http://registry_host/repository:tag``; returns the reference."""
+    """``make push IMAGE=registry_host/repository:tag`` (its script, PUSH_TLS_VERIFY=false: a plain-HTTP loopback
+    registry); returns the reference, once the script said it pushed exactly the image built."""
     reference = f"{registry_host}/{repository}:{tag}"
-    subprocess.run(
-        ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{image.layout}:{image.ref_name}",
-         f"docker://{reference}"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(PUSH_SCRIPT), reference],
+        env={**os.environ, "PUSH_TLS_VERIFY": "false"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0 or f"pushed {reference} ({image.manifest_digest})" not in done.stdout:
+        raise RuntimeError(f"push-image.sh {reference} ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
     return reference
 
 

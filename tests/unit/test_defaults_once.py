@@ -108,7 +108,7 @@ def _documents(name: str) -> list[dict[str, Any]]:
 
 
 def _workload_webhooks() -> list[dict[str, Any]]:
-    hooks = [h for d in _documents("webhooks.yaml") for h in d["webhooks"] if h["name"] in WORKLOAD_WEBHOOKS]
+    hooks = [h for d in _documents("base/webhooks.yaml") for h in d["webhooks"] if h["name"] in WORKLOAD_WEBHOOKS]
     assert sorted(h["name"] for h in hooks) == sorted(WORKLOAD_WEBHOOKS)
     return hooks
 
@@ -120,6 +120,16 @@ def test_the_webhooks_skip_exactly_the_policy_default_namespaces() -> None:
         )
         assert expression["operator"] == "NotIn", hook["name"]
         assert sorted(expression["values"]) == sorted(EXCLUDED), hook["name"]
+
+
+def test_every_install_guards_its_image_the_same_way() -> None:
+    """manifests/ and the cert-manager variant refuse the bare placeholder with one guard (kustomize cannot share
+    it: a component's replacements run before the including kustomization's `images:`)."""
+    guards = [
+        yaml.safe_load((REPO / path / "kustomization.yaml").read_text())["replacements"]
+        for path in ("manifests", "certs/cert-manager")
+    ]
+    assert guards[0] == guards[1] and len(guards[0]) == 1
 
 
 def test_the_policy_configmap_excludes_the_policy_default_namespaces() -> None:

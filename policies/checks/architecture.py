@@ -70,8 +70,11 @@ def blind(image: ContainerImage, facts: Facts) -> Gap | None:
     its spec, nothing to compare them with. (A failed lookup has no platforms either: imageExists says why.)"""
     if image.pull_reference is None or image.never_pulled:
         return None
-    if facts.image(image) is None:
+    found = facts.image(image)
+    if found is None:
         return Gap.NO_LOOKUP
+    if not found.platforms:
+        return None
     if platform_demand(image.pod, facts.cluster.nodes if facts.cluster.known else ()) is None:
         return Gap.NO_NODES if facts.cluster.known else Gap.NO_CLUSTER
     return None

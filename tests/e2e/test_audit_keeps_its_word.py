@@ -22,7 +22,7 @@ from webhook.kube.informers import load_api_client
 from webhook.review.facts import FactGatherer
 
 pytestmark = pytest.mark.timeout(180)
-CRD = Path(__file__).resolve().parents[2] / "manifests" / "components" / "policyreports" / "crd.yaml"
+CRD = Path(__file__).resolve().parents[2] / "manifests" / "crds" / "policyreport-crd.yaml"
 
 
 @dataclass

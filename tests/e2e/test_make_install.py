@@ -5,8 +5,10 @@ control plane: the install registers cluster-wide webhooks named `pullguard`, wh
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,29 @@ def test_make_install_is_one_command_and_an_upgrade_keeps_the_policy(own: Cluste
     assert "deployment.apps/pullguard configured" in upgrade.stdout
     kept = own.kubectl_json("get", "configmap", "pullguard-policy", "-n", "pullguard", "-o", "json")
     assert kept["data"]["policy.yaml"] == "mode: enforce\n"
+
+
+def test_uninstall_leaves_the_shared_policyreport_crd_and_other_tools_reports(own: Cluster, tmp_path: Path) -> None:
+    """The CRD is applied on its own (manifests/crds/); removing the install, audit component included, keeps it
+    and every other tool's reports."""
+    own.kubectl("apply", "-k", str(REPO_ROOT / "manifests" / "crds"))
+    own.kubectl("wait", "--for=condition=established", "crd/policyreports.wgpolicyk8s.io", "--timeout=60s")
+    other = {
+        "apiVersion": "wgpolicyk8s.io/v1alpha2",
+        "kind": "PolicyReport",
+        "metadata": {"name": "another-tool", "namespace": "default"},
+        "results": [],
+    }
+    own.apply(other)
+    overlay = {
+        "resources": [os.path.relpath(REPO_ROOT / "manifests" / "base", tmp_path)],
+        "components": [os.path.relpath(REPO_ROOT / "manifests" / "components" / "policyreports", tmp_path)],
+        "images": [{"name": "pullguard", "newName": IMAGE.split(":", maxsplit=1)[0], "newTag": "0.1.0"}],
+    }
+    (tmp_path / "kustomization.yaml").write_text(json.dumps(overlay))
+    rendered = own.kubectl("kustomize", str(tmp_path)).stdout
+    assert "kind: CustomResourceDefinition" not in rendered and "kind: ClusterRole" in rendered
+    own.kubectl("apply", "-f", "-", input=rendered)
+    own.kubectl("delete", "-f", "-", "--wait=false", input=rendered)
+    assert own.kubectl("get", "crd", "policyreports.wgpolicyk8s.io", check=False).returncode == 0
+    assert own.kubectl("get", "policyreport", "another-tool", "-n", "default", check=False).returncode == 0

@@ -58,6 +58,8 @@ def test_a_failed_lookup_is_a_finding_not_a_gap() -> None:
     failed = {PULLED: ImageFacts(PULLED, LookupStatus.NOT_FOUND, "registry.example.test")}
     cluster = ClusterFacts(known=True, nodes=(node("n1"),))
     assert gaps(pod(), Facts(images=failed, cluster=cluster)) == set()
+    nodeless = ClusterFacts(known=True)  # no platforms to compare at all: imageExists says why, not architecture
+    assert gaps(pod(), Facts(images=failed, cluster=nodeless)) == set()
 
 
 def test_never_pull_with_no_node_in_the_view_is_not_checked() -> None:

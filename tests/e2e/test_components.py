@@ -39,8 +39,9 @@ def overlay(tmp_path: Path, components: tuple[str, ...]) -> Path:
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["../manifests"],
+        "resources": ["../manifests/base"],
         "components": [f"../manifests/components/{name}" for name in components],
+        "images": [{"name": "pullguard", "newName": "registry.example.test/platform/pullguard", "newTag": "0.1.0"}],
     }
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
     return directory
@@ -52,7 +53,7 @@ def kinds(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 def test_components_are_off_by_default_and_render_when_asked(cluster: Cluster, tmp_path: Path) -> None:
     optional = {("ServiceMonitor", "pullguard"), ("PrometheusRule", "pullguard"), ("NetworkPolicy", "pullguard")}
-    base = render(cluster, MANIFESTS)
+    base = render(cluster, MANIFESTS / "base")
     assert not kinds(base) & optional
     with_all = render(cluster, overlay(tmp_path, COMPONENTS))
     assert kinds(with_all) == kinds(base) | optional

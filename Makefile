@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit integration e2e bench certs deps k8s-bins helm debs clean image push install release
+.PHONY: run test lint unit integration e2e bench certs deps k8s-bins helm chart debs clean image push install release
 
 # Serving needs only the runtime dependencies (no test or lint tools).
 run: $(STAMPS)/runtime
@@ -53,6 +53,10 @@ k8s-bins:
 # helm, built from the helm.sh/helm/v4 version in tests/e2e/helmbin/go.mod; cached like the Kubernetes binaries.
 helm:
 	bash scripts/build-helm.sh
+
+# charts/pullguard/templates/ from manifests/ (a unit test fails while they are stale).
+chart: $(STAMPS)/runtime
+	$(BIN)/python scripts/gen_chart.py
 
 # The container image from ./Containerfile, built with mmdebstrap + buildah (no Docker, no public registry); cached
 # by its inputs under ~/.cache/pullguard/image-<hash>. Prints the OCI layout; IMAGE_REGISTRY=host:port also pushes.

@@ -14,6 +14,7 @@ from webhook.certs.bundle import generate
 from webhook.certs.settings import CertSettings
 from webhook.check.command import CheckOptions, run_check
 from webhook.check.progress import LINE_SECONDS
+from webhook.dev import command as dev
 from webhook.explain import command as explain
 from webhook.formats import CHECK_FORMATS, DEFAULT_CHECK_FORMAT
 from webhook.formats.report import FAIL_ON_LEVELS
@@ -174,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     explain.add_parser(commands)
+    dev.add_parser(commands)
 
     check = commands.add_parser("check", help="check manifests as the webhook would (for CI)", formatter_class=_Help)
     check.add_argument(
@@ -303,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "explain":
         return explain.run(args)
+    if args.command == "dev":
+        logs.configure(args.log_level)
+        return dev.run(args)
     if args.command == "certs":
         if not args.dns and not args.ip:
             print("pullguard certs: give at least one --dns or --ip", file=sys.stderr)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
 from policies.checks import ALL_CHECKS, CheckSpec
 from policies.config import Policy
 from policies.mirrors import MutateDecision, ObjectMeta, patch_for, plan, skip_findings
-from policies.model import Decision, Facts, JudgedFinding, Mode, Unchecked, Workload
+from policies.model import Decision, Facts, Finding, JudgedFinding, Mode, Unchecked, Workload
 
 
 def decide(
@@ -20,18 +23,27 @@ def decide(
     Whether to run at all was decided before (`policies.plan.scope`).
     """
     enabled = [
-        (spec.run, mode) for spec in checks if (mode := policy.mode_for(spec.name, workload.namespace)) is not Mode.OFF
+        (spec.run, mode, spec.reword)
+        for spec in checks
+        if (mode := policy.mode_for(spec.name, workload.namespace)) is not Mode.OFF
     ]
     judged: list[JudgedFinding] = []
+    reworded: dict[Callable[..., Sequence[Finding]], list[int]] = {}  # a reword's findings, by index in `judged`
     for image in workload.images:
-        for check, mode in enabled:
+        for check, mode, reword in enabled:
             for finding in check(image, facts, policy):
                 denies = (
                     mode is Mode.ENFORCE
                     and not finding.advisory
                     and (not finding.unknown or policy.failure_policy == "closed")
                 )
+                if reword is not None:
+                    reworded.setdefault(reword, []).append(len(judged))
                 judged.append(JudgedFinding(finding, mode, denies))
+    for reword, indexes in reworded.items():
+        if len(indexes) > 1:  # the wording changes, never the verdict
+            for index, finding in zip(indexes, reword([judged[i].finding for i in indexes]), strict=True):
+                judged[index] = replace(judged[index], finding=finding)
     return Decision(allowed=not any(j.denies for j in judged), findings=tuple(judged))
 
 

@@ -46,6 +46,22 @@ class Reason(StrEnum):
     NOT_REPRODUCIBLE = "NotReproducible"  # a floating tag: pulls succeed, but not always the same image
     UNVERIFIED = "Unverified"  # the outcome could not be established in time
 
+    @property
+    def stops_pods(self) -> bool:
+        """The kubelet would not start the container (the others are policy: the pods would run)."""
+        return self in _STOPS_PODS
+
+
+_STOPS_PODS = frozenset(
+    {
+        Reason.INVALID_IMAGE_NAME,
+        Reason.ERR_IMAGE_PULL,
+        Reason.IMAGE_PULL_BACKOFF,
+        Reason.ERR_IMAGE_NEVER_PULL,
+        Reason.CRASH_LOOP_BACK_OFF,
+    }
+)
+
 
 class CheckName(StrEnum):
     """The checks, as the policy's `checks:` table and the findings name them. The one list of names: each
@@ -291,6 +307,7 @@ class Finding:
     unknown: bool = False  # the check could not establish the outcome: follows failurePolicy
     advisory: bool = False  # worth knowing, never a reason to deny (e.g. a node-local registry)
     nodes: tuple[str, ...] = ()  # the nodes it is about (where the pull fails), when it names nodes
+    secret: str | None = None  # the pull secret it is about, when it is about one
 
 
 class Gap(StrEnum):

@@ -97,17 +97,49 @@ def _secret_problem(image: ContainerImage, problem: SecretProblem, credentials: 
     via = " (from its ServiceAccount)" if credentials.from_service_account else ""
     registry = image.reference.domain if image.reference is not None else "<registry>"  # the keyring's key
     create = f"kubectl create secret docker-registry {problem.secret} -n {namespace} --docker-server={registry}"
+    secret = problem.secret
     match problem.problem:
         case "missing":
-            message = f'imagePullSecret "{problem.secret}"{via} does not exist in namespace {namespace}'
+            message = f'imagePullSecret "{secret}"{via} does not exist in namespace {namespace}'
             message += ": the kubelet ignores it and pulls anonymously"
-            return Finding(NAME, image, Reason.SECRET_IGNORED, message, f"create it: {create}")
+            return Finding(NAME, image, Reason.SECRET_IGNORED, message, f"create it: {create}", secret=secret)
         case "malformed":
-            message = f'imagePullSecret "{problem.secret}"{via} is malformed ({problem.detail}): pulls will fail'
-            return Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, f"recreate it: {create}")
+            message = f'imagePullSecret "{secret}"{via} is malformed ({problem.detail}): pulls will fail'
+            return Finding(NAME, image, Reason.ERR_IMAGE_PULL, message, f"recreate it: {create}", secret=secret)
         case _:
-            message = f'imagePullSecret "{problem.secret}"{via} cannot be used ({problem.detail})'
-            return Finding(NAME, image, Reason.SECRET_IGNORED, message, f"recreate it as a pull secret: {create}")
+            message = f'imagePullSecret "{secret}"{via} cannot be used ({problem.detail})'
+            hint = f"recreate it as a pull secret: {create}"
+            return Finding(NAME, image, Reason.SECRET_IGNORED, message, hint, secret=secret)
+
+
+def reword(findings: Sequence[Finding]) -> Sequence[Finding]:
+    """One secret for images of several registries: `kubectl create secret docker-registry` writes one registry's
+    entry, so per-image commands cannot all be run; every such finding gets the one command that writes them all."""
+    registries: dict[str, list[str]] = {}
+    for finding in findings:
+        reference = finding.container.reference
+        if finding.secret is not None and reference is not None:  # only _secret_problem names a secret
+            registries.setdefault(finding.secret, [])
+            if reference.domain not in registries[finding.secret]:
+                registries[finding.secret].append(reference.domain)
+    shared = {secret: hosts for secret, hosts in registries.items() if len(hosts) > 1}
+    if not shared:
+        return findings
+    return [
+        replace(f, hint=_all_entries(f.secret, f.container.pod.namespace, shared[f.secret]))
+        if f.secret in shared
+        else f
+        for f in findings
+    ]
+
+
+def _all_entries(secret: str, namespace: str, registries: list[str]) -> str:
+    auths = ", ".join(f'"{host}": {{"auth": "BASE64(user:password)"}}' for host in registries)
+    return (
+        f"one secret for {len(registries)} registries ({', '.join(registries)}): write config.json as "
+        f'{{"auths": {{{auths}}}}}, then kubectl create secret generic {secret} -n {namespace} '
+        "--type=kubernetes.io/dockerconfigjson --from-file=.dockerconfigjson=config.json (delete the old one first)"
+    )
 
 
 def _auth_finding(image: ContainerImage, found: ImageFacts, credentials: PodCredentials | None) -> Finding:
@@ -165,6 +197,7 @@ SPEC = CheckSpec(
     check,
     needs_registry=True,
     blind=blind,
+    reword=reword,
     rule=RuleText(
         "The pull secrets exist and match the registry",
         "The pod's imagePullSecrets (or its ServiceAccount's) must exist, be pull secrets, have an entry for "

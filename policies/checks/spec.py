@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # the schema is built from the records: a check only receives
     from policies.config import Policy
 
 CheckFunction = Callable[[ContainerImage, Facts, "Policy"], Sequence[Finding]]
+# Rewords a check's findings across a workload's images (same findings, same order): a fix that must be one
+# command for several images (one pull secret for several registries) is only known from all of them.
+RewordFunction = Callable[[Sequence[Finding]], Sequence[Finding]]
 # What the check could not see for an image (None: it ran on everything it needs).
 BlindFunction = Callable[[ContainerImage, Facts], Gap | None]
 
@@ -53,6 +56,7 @@ class CheckSpec:
     options: type[CheckConfig] = CheckConfig  # its entry under `checks:` (a subclass when it has options)
     explains_pull_failures: bool = True  # False: worth fixing, but never why a pull failed (`explain` skips it)
     blind: BlindFunction = sees_all  # when it could not run: said so in every output, never a pass
+    reword: RewordFunction | None = None  # its findings worded across the workload's images (None: each alone)
 
     @property
     def default_yaml(self) -> str:

@@ -298,3 +298,29 @@ def test_a_missing_secret_the_pull_does_not_need_never_denies() -> None:
     malformed = Facts(images=registry(LookupStatus.EXISTS), cluster=cluster(secrets={"regcred": bad}))
     (broken,) = pull_secrets.check(pod, malformed, DEFAULT_POLICY)
     assert not broken.advisory and broken.reason is Reason.ERR_IMAGE_PULL
+
+
+def test_one_missing_secret_for_two_registries_gets_one_fix_that_writes_both_entries() -> None:
+    """Issue 22: two `kubectl create secret docker-registry regcred --docker-server=...` cannot both be run; every
+    finding about that secret gets the one command that writes an entry per registry."""
+    from dataclasses import replace as with_
+
+    from policies.decide import decide
+    from policies.model import Workload
+
+    first = container("registry.a.test/team/web:1.0", secrets=("regcred",))
+    second = with_(
+        container("registry.b.test/team/api:2.0", secrets=("regcred",)), name="api", pointer="/spec/containers/1/image"
+    )
+    facts = Facts(cluster=cluster(secrets={"regcred": None}))
+    findings = [
+        j.finding for j in decide(Workload("Pod", "shop", "p", (first, second)), facts, DEFAULT_POLICY).findings
+    ]
+    hints = {f.hint for f in findings if f.check == "pullSecrets" and f.secret == "regcred"}
+    (hint,) = hints  # one fix, the same for both images
+    assert "registry.a.test, registry.b.test" in hint and "kubectl create secret generic regcred -n shop" in hint
+    assert '"registry.a.test": {"auth": "BASE64(user:password)"}' in hint and "docker-registry" not in hint
+
+    alone = decide(Workload("Pod", "shop", "p", (first,)), facts, DEFAULT_POLICY).findings
+    (single,) = [j.finding.hint for j in alone if j.finding.check == "pullSecrets"]
+    assert single == "create it: kubectl create secret docker-registry regcred -n shop --docker-server=registry.a.test"

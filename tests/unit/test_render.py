@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from policies.model import Finding, Reason
 from tests.unit.policy_helpers import image
-from webhook.formats.warnings import denial_message, finding_line, warning_lines
+from webhook.formats.warnings import denial_message, finding_line, finding_text, warning_lines
 from webhook.limits import MAX_WARNING
 
 
@@ -20,8 +20,23 @@ def test_line_format_matches_the_issue_example() -> None:
 def test_lines_are_single_printable_and_capped() -> None:
     line = finding_line(finding("a\nb\tc\x00d", "e" * 500))
     assert "\n" not in line and "\t" not in line and "\x00" not in line
-    assert line.startswith("pullguard: a b c d: eee")
-    assert len(line) == MAX_WARNING and line.endswith("...")
+    assert line.startswith('pullguard: container "app" image "nginx": fix: eee')
+    assert len(line) <= MAX_WARNING and line.endswith(" …")
+
+
+def test_a_long_warning_puts_the_fix_first_and_is_cut_at_a_word() -> None:
+    """What to do survives the cut; the words are not split; the whole text stays in the review log."""
+    hint = "add a mirror rule (mirrors: [{registry: docker.io, mirror: ...}]) or map docker.io in registry.hostsDir"
+    long = finding("could not verify: registry host registry-1.docker.io does not resolve " + "because " * 30, hint)
+    line = finding_line(long)
+    assert line.startswith(f'pullguard: container "app" image "nginx": fix: {hint}; problem: could not verify')
+    assert len(line) <= MAX_WARNING and line.endswith("because …")
+    assert finding_text(long).endswith(f": {hint}") and len(finding_text(long)) > MAX_WARNING
+
+
+def test_a_warning_that_fits_is_whole_and_unchanged() -> None:
+    short = finding("has no tag", "pin a version")
+    assert finding_line(short) == finding_text(short) == "pullguard: has no tag: pin a version"
 
 
 def test_duplicates_are_dropped_in_order() -> None:
@@ -41,7 +56,19 @@ def test_total_stays_under_4_kib() -> None:
 def test_denial_message_lists_each_problem_with_its_fix() -> None:
     message = denial_message("Deployment", "shop", "web", [finding("bad one", "do x"), finding("bad two", "do y")])
     assert message.splitlines() == [
-        "pullguard denied Deployment shop/web: 2 image problems would stop its pods from starting",
+        "pullguard denied Deployment shop/web: 2 policy violations (the pods would start)",
         "- [NotReproducible] bad one (fix: do x)",
         "- [NotReproducible] bad two (fix: do y)",
     ]
+
+
+def test_the_denial_header_counts_what_stops_pods_apart_from_policy_and_unverified() -> None:
+    stops = Finding("imageExists", image("nginx:9.9"), Reason.ERR_IMAGE_PULL, "not found", "push it")
+    unknown = Finding("imageExists", image("a.test/b:1"), Reason.UNVERIFIED, "timed out", "retry", unknown=True)
+    message = denial_message("Pod", "shop", "p", [stops, finding("has no tag", "pin it"), unknown])
+    assert message.splitlines()[0] == (
+        "pullguard denied Pod shop/p: 1 image problem would stop its pods from starting, "
+        "1 policy violation (the pods would start), 1 image could not be verified (failurePolicy: closed)"
+    )
+    only_latest = denial_message("Pod", "shop", "p", [finding("has no tag", "pin it")])
+    assert "would stop its pods from starting" not in only_latest  # a latest image starts fine

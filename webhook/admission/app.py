@@ -20,7 +20,7 @@ from policies.mirrors import MirrorOutcome, MutateDecision
 from policies.plan import Side
 from webhook.admission.envelope import ProtocolError, refusal
 from webhook.admission.pipeline import Outcome, PolicyConfigMap, mutate_body, validate_body
-from webhook.formats.warnings import finding_line
+from webhook.formats.warnings import finding_text
 from webhook.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_LOGGED_FINDINGS, REFUSAL_HEAD_BYTES, clip
 from webhook.logs import REVIEW_LOGGER, review_line
 from webhook.metrics import Metrics
@@ -202,7 +202,7 @@ def _record(metrics: Metrics, endpoint: Side, outcome: Outcome, elapsed: float) 
                 "mode": j.mode,
                 "denies": j.denies,
                 "container": j.finding.container.display_path,  # built from field names and indices
-                "line": finding_line(j.finding),  # at most 256 characters
+                "line": finding_text(j.finding),  # whole (a warning may be cut): the line is bounded as a whole
             }
             for j in findings[:MAX_LOGGED_FINDINGS]
         ],

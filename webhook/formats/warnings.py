@@ -1,9 +1,11 @@
 """What the API server relays: one warning line per finding (kubectl prints them as `Warning:`), and the denial
 message (kubectl prints it as the error). The words are policies/render.py's.
 
-The API server keeps warnings short: it asks for <=120 characters where possible, may truncate past 256, and drops
-what exceeds 4 KiB in total, so every finding gets one printable line and the list is capped with a line saying how
-many were left out (webhook/limits.py).
+The API server's limits (k8s.io/apiserver pkg/endpoints/filters/warning.go, v0.37): a request's warnings, from every
+webhook, pass whole while they total at most 4096 runes; past that, every warning is cut to 256 runes and the ones
+beyond 4096 are dropped. So pullguard sends each finding as one printable line of at most MAX_WARNING (256) runes
+(a longer one puts the fix first and is cut at a word: the whole text is in the review log), and its warnings
+together stay under MAX_WARNINGS_TOTAL with a last line saying how many were left out (webhook/limits.py).
 """
 
 from __future__ import annotations
@@ -17,10 +19,31 @@ from webhook.limits import MAX_WARNING, MAX_WARNINGS_TOTAL
 PREFIX = "pullguard: "
 
 
+CUT = " …"
+
+
+def finding_text(finding: Finding) -> str:
+    """The whole finding as one line: the review log's, and the warning when it fits."""
+    return PREFIX + render.sentence(finding)
+
+
 def finding_line(finding: Finding) -> str:
-    """The warning the API server relays for one finding (also the finding's line in the review log)."""
-    line = PREFIX + render.sentence(finding)
-    return line if len(line) <= MAX_WARNING else line[: MAX_WARNING - 3] + "..."
+    """The warning the API server relays for one finding: whole when it fits MAX_WARNING; otherwise the fix first
+    (what to do survives the cut), then the problem, cut at a word."""
+    line = finding_text(finding)
+    if len(line) <= MAX_WARNING:
+        return line
+    label = render.one_line(finding.container.label)
+    fitted = f"{PREFIX}{label}: fix: {render.fix(finding)}; problem: {render.problem(finding, container=False)}"
+    return cut_at_word(fitted, MAX_WARNING)
+
+
+def cut_at_word(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = text[: limit - len(CUT)]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit // 2 else head).rstrip(" ,;:") + CUT
 
 
 def warning_lines(findings: Iterable[Finding]) -> list[str]:
@@ -42,8 +65,29 @@ def denial_item(finding: Finding) -> str:
 
 
 def denial_message(kind: str, namespace: str, name: str, denials: Sequence[Finding]) -> str:
-    """Readable in `kubectl` output: one line per problem (shared problems once), each with its fix."""
-    problems = list(dict.fromkeys(map(denial_item, denials)))
-    count = f"{len(problems)} image problem" + ("s" if len(problems) != 1 else "")
+    """Readable in `kubectl` output: a header that counts what would keep pods from starting apart from what
+    the policy forbids (a `latest` tag starts fine) and what could not be verified, then one line per problem
+    (shared problems once), each with its fix."""
+    items = dict.fromkeys((denial_item(f), _kind_of(f)) for f in denials)
+    kinds = [k for _, k in items]
+    summary = ", ".join(
+        f"{count} {one if count == 1 else many}{tail}"
+        for kind_, one, many, tail in _DENIAL_KINDS
+        if (count := kinds.count(kind_))
+    )
     where = f"{namespace}/{name}" if namespace else name
-    return "\n".join([f"pullguard denied {kind} {where}: {count} would stop its pods from starting", *problems])
+    return "\n".join([f"pullguard denied {kind} {where}: {summary}", *(item for item, _ in items)])
+
+
+def _kind_of(finding: Finding) -> str:
+    if finding.unknown:
+        return "unverified"
+    return "stops" if finding.reason.stops_pods else "policy"
+
+
+# (kind, singular, plural, the rest of the clause) of a denial header's counts, in that order
+_DENIAL_KINDS = (
+    ("stops", "image problem", "image problems", " would stop its pods from starting"),
+    ("policy", "policy violation", "policy violations", " (the pods would start)"),
+    ("unverified", "image", "images", " could not be verified (failurePolicy: closed)"),
+)

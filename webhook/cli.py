@@ -217,6 +217,14 @@ def _parser() -> argparse.ArgumentParser:
         "ones), or also when a check could not run or a pull secret could not be verified (unverified)",
     )
     check.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files in the directories given whose path, or one of its parts, matches (fnmatch; repeatable), "
+        "e.g. --exclude templates for a chart's unrendered templates/; counted in the report",
+    )
+    check.add_argument(
         "--namespace",
         default=CHECK_DEFAULTS.namespace,
         help="namespace of objects that name none (as kubectl apply -n)",
@@ -337,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=args.progress,
             progress_interval=None if tty else args.progress_interval,
             mutate=args.mutate,
+            exclude=tuple(args.exclude),
         ),
     )
 

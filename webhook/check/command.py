@@ -58,6 +58,7 @@ class CheckOptions:
     progress: str = "auto"  # auto | bar | lines | off
     progress_interval: float | None = None  # seconds between lines (a bar: between redraws)
     mutate: bool = False  # rewrite to mirrors first (the mutating webhook), then judge the rewritten objects
+    exclude: tuple[str, ...] = ()  # fnmatch patterns for files in the directories given (a chart's templates/)
 
 
 def run_check(
@@ -77,7 +78,7 @@ def run_check(
     except PolicyError as exc:
         print(f"pullguard check: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    manifests = read(paths)
+    manifests = read(paths, options.exclude)
     stock = take_stock(manifests, policy, live_cluster=kubeconfig is not None, default_namespace=options.namespace)
     for error in stock.errors:  # also in the report; stderr is what a CI log shows first
         where = f"{error.file}:{error.line}" if error.line is not None else error.file
@@ -240,4 +241,6 @@ def _report(
             not_checked.append(NotChecked(document, workload, gap, document.position(gap.container.pointer)[0]))
         if not complete:
             unseen.update((workload.namespace, name) for name in verdict.unseen_secrets)
+    results.sort(key=lambda r: (r.document.source, r.line, r.column))  # every format lists them by file and line
+    not_checked.sort(key=lambda n: (n.document.source, n.line))
     return Report(paths, manifests, stock, results, source, unseen, not_checked=not_checked)

@@ -16,6 +16,7 @@ from policies.model import Finding, Gap, JudgedFinding, Unchecked, Workload
 from webhook.util.manifests import SUFFIXES, Document, Manifests
 
 EXIT_CLEAN, EXIT_ENFORCED, EXIT_INPUT = 0, 1, 2
+MAX_COLUMN = 40  # of the table's columns but the last: longer cells wrap
 FAIL_ON_LEVELS = ("enforce", "warn", "unverified")  # each fails on what the one before does, and more
 UNVERIFIABLE_HINT = "check with --kubeconfig, or put the Secrets in the input and pass --complete-input"
 # What a CI run can do about each gap (policies.render.GAPS says what it is).
@@ -121,6 +122,8 @@ class Report:
 
     def notes(self) -> list[str]:
         notes = [self.nothing_to_check] if self.nothing_to_check else []
+        if self.manifests.excluded:
+            notes.append(f"{_count(self.manifests.excluded, 'file')} in the directories given excluded by --exclude")
         if self.manifests.ignored:
             suffixes = ", ".join(SUFFIXES)
             ignored = _count(self.manifests.ignored, "file")
@@ -167,6 +170,7 @@ class Report:
             "failing": self.failing,
             "unverifiablePullSecrets": self.unverifiable.total(),
             "ignoredFiles": self.manifests.ignored,
+            "excludedFiles": self.manifests.excluded,
             "exitCode": self.exit_code,
             "notes": self.notes(),
         }
@@ -249,7 +253,7 @@ def render_table(report: Report) -> str:
         for r in report.results
     ]
     header = ("MODE", "CHECK", "REASON", "FILE:LINE", "OBJECT", "CONTAINER", "IMAGE", "PROBLEM")
-    lines = [*_columns([header, *rows]), ""] if rows else []
+    lines = [*_columns([header, *rows], wrapped=(4, 5, 6)), ""] if rows else []
     summary = report.summary()
     counts = f"{_count(summary['findings'], 'finding')}, {summary['enforced']} enforced"
     if report.fail_on != "enforce":
@@ -272,10 +276,10 @@ def render_table(report: Report) -> str:
     benign = [s for s in report.inventory.skipped if not s.error]
     if benign:
         lines.append(f"skipped {_count(len(benign), 'object')}:")
-        lines += _columns([_skipped_row(s) for s in benign], indent="  ")
+        lines += _columns([_skipped_row(s) for s in benign], indent="  ", wrapped=(1,))
     if report.inventory.errors:
         lines.append(f"unreadable ({len(report.inventory.errors)}, exit status 2):")
-        lines += _columns([_skipped_row(s) for s in report.inventory.errors], indent="  ")
+        lines += _columns([_skipped_row(s) for s in report.inventory.errors], indent="  ", wrapped=(1,))
     lines += report.notes()
     return "\n".join(lines) + "\n"
 
@@ -293,13 +297,31 @@ def _skipped_row(skipped: Skipped) -> tuple[str, ...]:
     return where, _object(skipped.kind, skipped.namespace, skipped.name) or "-", skipped.reason
 
 
-def _columns(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
-    """Left-aligned columns; the last one is not padded (it is the long free text)."""
+def _columns(rows: list[tuple[str, ...]], indent: str = "", wrapped: tuple[int, ...] = ()) -> list[str]:
+    """Left-aligned columns; those in `wrapped` are at most MAX_COLUMN wide and a longer cell wraps onto the lines
+    below (one digest would otherwise widen every row; FILE:LINE never wraps: it is what one copies). The last
+    column is not padded (it is the long free text)."""
     if not rows:
         return []
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    padded = ("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) for row in rows)
-    return [f"{indent}{cells}  {row[-1]}" for cells, row in zip(padded, rows, strict=True)]
+    longest = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    widths = [min(MAX_COLUMN, n) if i in wrapped else n for i, n in enumerate(longest)]
+    lines = []
+    for row in rows:
+        pieces = [_wrap(cell, width) for cell, width in zip(row, widths, strict=False)]
+        for k in range(max(len(p) for p in pieces)):
+            cells = "  ".join((p[k] if k < len(p) else "").ljust(w) for p, w in zip(pieces, widths, strict=True))
+            lines.append(f"{indent}{cells}  {row[-1] if k == 0 else ''}".rstrip())
+    return lines
+
+
+def _wrap(cell: str, width: int) -> list[str]:
+    """`cell` in pieces of at most `width`, broken after a `/`, `:` or `@` when one is in the second half."""
+    pieces = []
+    while len(cell) > width:
+        cut = max(cell.rfind(separator, width // 2, width) for separator in "/:@") + 1 or width
+        pieces.append(cell[:cut])
+        cell = cell[cut:]
+    return [*pieces, cell]
 
 
 def _table_cell(finding: Finding) -> str:

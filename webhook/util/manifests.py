@@ -10,8 +10,9 @@ too.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,18 @@ class Manifests:
     documents: list[Document] = field(default_factory=list)
     unreadable: list[Unreadable] = field(default_factory=list)
     ignored: int = 0  # files in the given directories without a manifest suffix
+    excluded: int = 0  # files in the given directories matched by an exclude pattern
 
 
-def read(paths: list[str]) -> Manifests:
+def excluded_by(path: Path, patterns: Sequence[str]) -> bool:
+    """`--exclude` patterns (fnmatch) match the path as given or any one of its parts: `*/templates/*`,
+    `templates`, `*.tpl.yaml`."""
+    text = path.as_posix()
+    return any(fnmatch(text, pattern) or any(fnmatch(part, pattern) for part in path.parts) for pattern in patterns)
+
+
+def read(paths: list[str], exclude: Sequence[str] = ()) -> Manifests:
+    """Files named are read whatever `exclude` says; it only filters what a directory holds."""
     found = Manifests()
     for raw in paths:
         if raw == "-":
@@ -101,8 +111,10 @@ def read(paths: list[str]) -> Manifests:
         path = Path(raw)
         if path.is_dir():
             entries = sorted(p for p in path.rglob("*") if p.is_file())
-            files = [p for p in entries if p.suffix in SUFFIXES]
-            found.ignored += len(entries) - len(files)
+            kept = [p for p in entries if not excluded_by(p, exclude)]
+            found.excluded += len(entries) - len(kept)
+            files = [p for p in kept if p.suffix in SUFFIXES]
+            found.ignored += len(kept) - len(files)
         elif path.is_file():
             files = [path]
         else:

@@ -18,6 +18,7 @@ from webhook.dev import command as dev
 from webhook.explain import command as explain
 from webhook.formats import CHECK_FORMATS, DEFAULT_CHECK_FORMAT
 from webhook.formats.report import FAIL_ON_LEVELS
+from webhook.serve.listen import EXIT_CANNOT_LISTEN, CannotListen
 from webhook.serve.options import ServeOptions
 from webhook.sources.cluster import ClusterAccessError
 from webhook.version import version
@@ -310,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ClusterAccessError as exc:
             print(f"pullguard serve: {exc}", file=sys.stderr)
             return 2
+        except CannotListen as exc:
+            print(f"pullguard serve: {exc}", file=sys.stderr)
+            return EXIT_CANNOT_LISTEN
         return 0
     if args.command == "explain":
         return explain.run(args)

@@ -194,6 +194,10 @@ def test_one_apply_then_warnings_reapply_and_rotation(
         bundle = secret_bundle(cluster, install.namespace)
         assert injected(cluster) == {base64.b64encode(bundle.ca_cert).decode()}
         assert (process.cert_dir / "tls.crt").read_bytes() == bundle.cert
+        # start-up is told once per event: one injection line per configuration, one listening line
+        started = process.logs()
+        assert started.count('"msg":"caBundle injected"') == 2, started
+        assert started.count('"msg":"pullguard listening"') == 1, started
 
         created = cluster.kubectl("apply", "-f", "-", input=untagged_pod(apps), timeout=60)
         assert 'Warning: pullguard: container "web" image "nginx" has no tag' in created.stderr, created

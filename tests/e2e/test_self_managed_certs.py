@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -182,5 +183,30 @@ def test_two_replicas_converge_on_the_secrets_ca_without_fighting(
     finally:
         for injector in injectors:
             injector.stop()
+        for kind in kinds:
+            cluster.kubectl("delete", kind.lower(), name, "--ignore-not-found", check=False)
+
+
+def test_an_injection_is_logged_once_per_configuration_and_ca(
+    api: client.ApiClient, cluster: Cluster, namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 22: until the watch shows our own patch, the next event patches again (a no-op at the API server);
+    that is said at debug level, so a start logs one `caBundle injected` per configuration."""
+    name = f"pullguard-log-{uuid.uuid4().hex[:6]}"
+    kinds = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    cluster.apply([_configuration(kind, name, namespace, None) for kind in kinds])
+    bundle = keeper(api, namespace, tmp_path / "certs").sync()
+    injector = WebhookCAInjector(api, name, lambda: bundle.ca_cert)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="pullguard.certificates"):
+            injector.start()
+            for _ in range(5):  # as a burst of watch events at start would, before the caches catch up
+                injector.reconcile()
+            eventually(lambda: injector.missing() == [], "the caBundle of both configurations to be the CA", timeout=20)
+        told = [r for r in caplog.records if r.getMessage() == "caBundle injected"]
+        assert len([r for r in told if r.levelno == logging.INFO]) == 2, told
+        assert injector.injections == len(told) >= 2
+    finally:
+        injector.stop()
         for kind in kinds:
             cluster.kubectl("delete", kind.lower(), name, "--ignore-not-found", check=False)

@@ -76,6 +76,7 @@ class WebhookCAInjector:
             ),
         }  # fmt: skip
         self.injections = 0
+        self._announced: dict[str, str] = {}  # kind -> the CA last logged as injected
 
     def start(self) -> None:
         for reflector, _ in self._kinds.values():
@@ -108,9 +109,12 @@ class WebhookCAInjector:
                 log.warning("caBundle injection failed", extra={"fields": {"kind": kind, "status": exc.status}})
                 continue
             self.injections += 1
-            log.info(
-                "caBundle injected", extra={"fields": {"kind": kind, "name": self.name, "webhooks": len(ops) // 2}}
-            )
+            # The watch cache may not show our own patch yet, so the next event can patch again (a no-op at the
+            # API server): said once per configuration and CA, the repeats only at debug level.
+            fields = {"kind": kind, "name": self.name, "webhooks": len(ops) // 2}
+            first = self._announced.get(kind) != bundle
+            log.log(logging.INFO if first else logging.DEBUG, "caBundle injected", extra={"fields": fields})
+            self._announced[kind] = bundle
 
     def _foreign(self, bundle: str) -> bool:
         """A configuration carries a CA, and not ours: another replica's, or one an apply put back."""

@@ -22,6 +22,7 @@ from webhook.metrics import Metrics
 from webhook.node.keyring import NodeCredentialSource
 from webhook.registry.client import RegistryClient
 from webhook.review.facts import FactGatherer
+from webhook.serve.listen import bind
 from webhook.serve.options import ServeOptions
 from webhook.sources.cluster import POLICY_KEY, connect, in_cluster, open_api, service_account_tokens
 from webhook.sources.policy import PolicyFileWatcher, PolicyHolder
@@ -81,10 +82,12 @@ def build_service(options: ServeOptions, metrics: Metrics, policy: Policy | None
 
 
 def serve(options: ServeOptions) -> None:
-    """Raises PolicyError (before writing certificates or binding the port) for a bad --config file, and
-    ClusterAccessError for an unusable --kubeconfig."""
+    """Raises PolicyError (before writing certificates or binding the port) for a bad --config file,
+    CannotListen (before anything starts) when the port cannot be bound, and ClusterAccessError for an unusable
+    --kubeconfig."""
     metrics = Metrics()
     policy = read_policy_file(options.config) if options.config is not None else None
+    listening = bind(options.host, options.port)  # CannotListen: before any start-up work or log line
     keep_large_buffers_returnable()
     managed = None
     api = None
@@ -130,7 +133,7 @@ def serve(options: ServeOptions) -> None:
     server = DrainingServer(config, options.shutdown_delay)
     service.readiness.append(server.readiness)
     log.info("pullguard listening", extra={"fields": {"url": f"https://{_host_for_url(options.host)}:{options.port}"}})
-    server.run()
+    server.run(sockets=[listening])
 
 
 def _toggle_mutating(service: Service, api: Any, name: str) -> None:

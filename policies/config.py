@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_snake
 from policies.bounded_yaml import TooMuchYAML, load_bounded
 from policies.checks import ALL_CHECKS, CheckSpec
 from policies.checks.spec import CheckConfig
+from policies.exceptions import MAX_EXCEPTIONS, PolicyException
 from policies.image.keyring import urls_match_str
 from policies.image.reference import InvalidReference
 from policies.image.reference import parse as parse_reference
@@ -23,6 +24,7 @@ from policies.lookup import RegistryConfig
 from policies.model import CheckName, Mode
 from policies.schema import MAX_PATTERNS, ModeSetting
 from policies.schema import Strict as _Strict
+from policies.selectors import LabelSelector
 
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "pullguard")  # the namespaces the webhooks skip (manifests/)
 
@@ -116,40 +118,6 @@ else:
 class NamespaceOverride(_Strict):
     mode: ModeSetting | None = None
     checks: NamespaceChecks = NamespaceChecks()
-
-
-class SelectorRequirement(_Strict):
-    key: Annotated[str, Field(min_length=1)]
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _values_fit_the_operator(self) -> SelectorRequirement:
-        if self.operator in ("In", "NotIn") and not self.values:
-            raise ValueError(f"operator {self.operator} needs values")
-        if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"operator {self.operator} takes no values")
-        return self
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """As Kubernetes' labels.Requirement: NotIn and DoesNotExist also match a namespace without the key."""
-        if self.operator == "In":
-            return labels.get(self.key) in self.values
-        if self.operator == "NotIn":
-            return labels.get(self.key) not in self.values
-        return (self.key in labels) == (self.operator == "Exists")
-
-
-class LabelSelector(_Strict):
-    """A Kubernetes label selector (matchLabels and matchExpressions, all must hold); `{}` selects everything."""
-
-    match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: tuple[SelectorRequirement, ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
-            r.matches(labels) for r in self.match_expressions
-        )
 
 
 class Mirror(_Strict):
@@ -285,6 +253,14 @@ class Policy(_Strict):
     kubelet: KubeletConfig = KubeletConfig()
     audit: AuditConfig = AuditConfig()
     namespaces: dict[str, NamespaceOverride] = Field(default_factory=dict, max_length=MAX_NAMESPACES)
+    exceptions: Annotated[tuple[PolicyException, ...], Field(max_length=MAX_EXCEPTIONS)] = ()
+
+    @model_validator(mode="after")
+    def _exception_names_are_unique(self) -> Policy:
+        names = [e.name for e in self.exceptions]
+        if repeated := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"exceptions: names must be unique ({', '.join(repeated)} repeated)")
+        return self
 
     def mode_for(self, check: CheckName, namespace: str) -> Mode:
         """Most specific wins: namespace+check, namespace, check, policy."""

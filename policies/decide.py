@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from policies.checks import ALL_CHECKS, CheckSpec
 from policies.config import Policy
+from policies.exceptions import applying, covering, quoted
 from policies.mirrors import MutateDecision, ObjectMeta, patch_for, plan, skip_findings
 from policies.model import Decision, Facts, Finding, JudgedFinding, Mode, Unchecked, Workload
 
@@ -29,6 +30,7 @@ def decide(
     ]
     judged: list[JudgedFinding] = []
     reworded: dict[Callable[..., Sequence[Finding]], list[int]] = {}  # a reword's findings, by index in `judged`
+    excepting = applying(policy.exceptions, workload)
     for image in workload.images:
         for check, mode, reword in enabled:
             for finding in check(image, facts, policy):
@@ -39,6 +41,10 @@ def decide(
                 )
                 if reword is not None:
                     reworded.setdefault(reword, []).append(len(judged))
+                if excepting and (exception := covering(excepting, finding)) is not None:
+                    told, in_force = quoted(finding, exception, facts.today)
+                    judged.append(JudgedFinding(told, mode, denies and not in_force, excepted=in_force))
+                    continue
                 judged.append(JudgedFinding(finding, mode, denies))
     for reword, indexes in reworded.items():
         if len(indexes) > 1:  # the wording changes, never the verdict

@@ -7,6 +7,7 @@ Everything here is immutable data: the webhook builds `Workload`s and `Facts`, t
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -168,6 +169,9 @@ class Workload:
     namespace: str
     name: str
     images: tuple[ContainerImage, ...]
+    # The object's own labels and its pod template's (a Pod: the same): what a policy exception selects by.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +251,8 @@ class Facts:
     credentials: PodCredentials | None = None
     # The node's own credentials as pullguard holds them (None: none configured or gathered).
     node_credentials: NodeCredentials | None = None
+    # The date a policy exception's expiry is judged by (the core has no clock; None: unknown, so none is in force).
+    today: datetime.date | None = None
 
     def image(self, container: ContainerImage) -> ImageFacts | None:
         key = container.pull_reference
@@ -333,6 +339,7 @@ class JudgedFinding:
     finding: Finding
     mode: Mode
     denies: bool
+    excepted: bool = False  # a policy exception in force covers it: it never denies (its message quotes it)
 
 
 class PatchOperation(TypedDict):

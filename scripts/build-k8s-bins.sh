@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kubectl, etcd and the kubelet for the end-to-end tests
-# (the kubelet runs a real node: tests/node/).
+# Build kube-apiserver, kubectl, etcd, the kubelet, kube-controller-manager and kube-scheduler for the
+# end-to-end tests (the kubelet runs a real node: tests/node/; the controller manager and the scheduler turn the
+# install's Deployment into a pod on it).
 #
 # The versions come from tests/e2e/k8sbin/go.mod (k8s.io/kubernetes and the
 # etcd server it pins). The binaries land in
@@ -33,7 +34,7 @@ etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v3\./ { print $2
 cache_root=${PULLGUARD_CACHE:-$HOME/.cache/pullguard}
 version_dir=$cache_root/k8s-$k8s_version
 bin_dir=$version_dir/bin
-binaries=(kube-apiserver kubectl etcd kubelet)
+binaries=(kube-apiserver kubectl etcd kubelet kube-controller-manager kube-scheduler)
 
 binary_works() {
     local name=$1 path=$bin_dir/$1
@@ -129,6 +130,8 @@ declare -A pkg_of=(
     [kubectl]=k8s.io/kubernetes/cmd/kubectl
     [etcd]=./etcd
     [kubelet]=k8s.io/kubernetes/cmd/kubelet
+    [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+    [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
 )
 
 start=$SECONDS

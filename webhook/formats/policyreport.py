@@ -54,6 +54,8 @@ class AuditedWorkload:
 
 def result_of(judged: JudgedFinding) -> str:
     finding = judged.finding
+    if judged.excepted:
+        return "skip"  # an operator's exception in force (the message quotes it), as Kyverno reports one
     if finding.unknown:
         return "error"
     if judged.mode is Mode.ENFORCE and not finding.advisory:

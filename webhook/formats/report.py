@@ -98,7 +98,7 @@ class Report:
         """What fails the run at the `fail_on` level (advisory findings never do)."""
         if self.fail_on == "enforce":
             return self.enforced
-        failing = sum(r.judged.denies or not r.finding.advisory for r in self.results)
+        failing = sum(r.judged.denies or not (r.finding.advisory or r.judged.excepted) for r in self.results)
         if self.fail_on == "unverified":
             failing += len(self.not_checked) + self.unverifiable.total()
         return failing
@@ -190,6 +190,7 @@ def _record(result: Result) -> dict[str, Any]:
         "message": render.problem(finding),
         "hint": render.fix(finding),
         "denies": result.judged.denies,
+        "excepted": result.judged.excepted,
         "unknown": finding.unknown,
         "advisory": finding.advisory,
         "path": finding.container.display_path,
@@ -241,7 +242,7 @@ def render_json(report: Report) -> str:
 def render_table(report: Report) -> str:
     rows = [
         (
-            "DENY" if r.judged.denies else str(r.judged.mode),
+            "DENY" if r.judged.denies else "excepted" if r.judged.excepted else str(r.judged.mode),
             r.finding.check,
             str(r.finding.reason),
             f"{r.document.source}:{r.line}",

@@ -75,7 +75,7 @@ def _result(result: Result) -> dict[str, Any]:
     return {
         "ruleId": finding.check,
         "ruleIndex": _RULE_INDEX.get(finding.check, 0),
-        "level": "error" if result.judged.denies else "warning",
+        "level": "error" if result.judged.denies else "note" if result.judged.excepted else "warning",
         "message": {"text": _text(finding)},
         "locations": [_location(result.document.source, result.line, result.column)],
         "properties": {

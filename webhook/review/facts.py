@@ -9,6 +9,7 @@ answer cached) creates no task and awaits nothing.
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -64,11 +65,14 @@ class FactGatherer:
         """Run the core's plan for `side`: the validating side looks up the images its checks need, the mutating
         side the mirror targets it may rewrite to (and the sources whose rule keeps private images). Called by
         `webhook.review.review` once `policies.plan.scope` said there is something to do."""
+        # The core has no clock: today's date is a fact, read only when an exception's expiry needs it (UTC).
+        today = datetime.datetime.now(datetime.UTC).date() if policy.exceptions else None
         cluster = cluster_facts(self.cluster, workload)
         if self.cluster is not None and any(secret is None for secret in cluster.secrets.values()):
             cluster = await self._confirm_missing(self.cluster, workload.namespace, cluster, policy)
         if self.registry is None:  # offline
-            return Facts(cluster=cluster, credentials=credentials_only(workload, cluster, policy, side).credentials)
+            credentials = credentials_only(workload, cluster, policy, side).credentials
+            return Facts(cluster=cluster, credentials=credentials, today=today)
         # The plugins' answers are cached for hours: a cold one may take half the budget, the lookups the rest.
         node = (
             await self.node.gather(workload, policy, policy.registry.timeout_seconds * PROVIDER_BUDGET_SHARE)
@@ -77,7 +81,7 @@ class FactGatherer:
         )
         planned = plan(workload, cluster, policy, side, node)
         if not planned.lookups:
-            return Facts(cluster=cluster, credentials=planned.credentials, node_credentials=node)
+            return Facts(cluster=cluster, credentials=planned.credentials, node_credentials=node, today=today)
         results, missing = self.registry.cached_lookups(planned.lookups, policy.registry)
         if missing:
             results |= await self._fetch(self.registry, missing, policy)
@@ -86,6 +90,7 @@ class FactGatherer:
             cluster=cluster,
             credentials=planned.credentials,
             node_credentials=node,
+            today=today,
             # The mirror targets' facts too (keyed by the rewritten image): why a rewrite was kept.
             images={lookup.reference: facts for lookup, facts in results.items()},
             mirror_serves={

@@ -81,7 +81,20 @@ def extract(
                 images = [i for i in images if (i.kind, i.name, i.image, i.pull_policy) not in previous]
         except MalformedObjectError as exc:
             raise MalformedObjectError(str(exc), old=True) from None
-    return Workload(kind=kind, namespace=namespace, name=name, images=tuple(images))
+    labels = _labels(metadata)
+    template = obj if len(path) == 1 else _walk(obj, path[:-1])
+    pod_labels = labels if template is obj else _labels(template.get("metadata"))
+    return Workload(
+        kind=kind, namespace=namespace, name=name, images=tuple(images), labels=labels, pod_labels=pod_labels
+    )
+
+
+def _labels(metadata: Any) -> dict[str, str]:
+    """String labels only: anything else cannot match a selector (the API server admits no other kind)."""
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    if not isinstance(labels, Mapping):
+        return {}
+    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _walk(obj: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any]:

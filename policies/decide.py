@@ -30,7 +30,7 @@ def decide(
     ]
     judged: list[JudgedFinding] = []
     reworded: dict[Callable[..., Sequence[Finding]], list[int]] = {}  # a reword's findings, by index in `judged`
-    excepting = applying(policy.exceptions, workload)
+    excepting = applying(policy.exceptions, workload) if policy.exceptions else ()
     for image in workload.images:
         for check, mode, reword in enabled:
             for finding in check(image, facts, policy):

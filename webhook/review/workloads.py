@@ -8,6 +8,7 @@ nothing outside the fixed paths below is walked, however deep it nests.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from policies.model import ContainerImage, ContainerKind, PodContext, Workload
@@ -82,19 +83,20 @@ def extract(
         except MalformedObjectError as exc:
             raise MalformedObjectError(str(exc), old=True) from None
     labels = _labels(metadata)
-    template = obj if len(path) == 1 else _walk(obj, path[:-1])
-    pod_labels = labels if template is obj else _labels(template.get("metadata"))
+    pod_labels = labels if len(path) < 2 else _labels(_walk(obj, path[:-1]).get("metadata"))
     return Workload(
         kind=kind, namespace=namespace, name=name, images=tuple(images), labels=labels, pod_labels=pod_labels
     )
 
 
-def _labels(metadata: Any) -> dict[str, str]:
-    """String labels only: anything else cannot match a selector (the API server admits no other kind)."""
-    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
-    if not isinstance(labels, Mapping):
-        return {}
-    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+def _labels(metadata: Any) -> Mapping[str, str]:
+    """The labels as the object holds them (read only by a policy exception's selector, on every review: not
+    copied). A value that is not a string, which the API server never admits, matches no selector."""
+    labels = metadata.get("labels") if type(metadata) is dict else None
+    return labels if type(labels) is dict else _NO_LABELS
+
+
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
 def _walk(obj: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any]:

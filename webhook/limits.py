@@ -8,8 +8,8 @@ One home for every number (README "Limits"). The rules they serve:
 - The work a review costs grows with its containers, so their number per object is capped; bodies over
   `OFFLOAD_BODY_BYTES` are parsed and judged off the event loop, so `/healthz` and small reviews stay fast.
 - An error or log line repeats at most `MAX_ECHO_CHARS` of any input value, and a review's log line lists at most
-  `MAX_LOGGED_FINDINGS` findings and takes at most `MAX_REVIEW_LINE_BYTES`; a warning at most `MAX_WARNING`
-  characters, all of a review's at most `MAX_WARNINGS_TOTAL`.
+  `MAX_LOGGED_FINDINGS` findings and takes at most `MAX_REVIEW_LINE_BYTES`; a warning at most `MAX_WHOLE_WARNING`
+  characters (`MAX_WARNING` once they are shortened), all of a review's at most `MAX_WARNINGS_TOTAL`.
 
 This module imports nothing of webhook/: webhook.logs imports it, and the reverse would be a cycle.
 """
@@ -62,5 +62,6 @@ def describe(value: object) -> str:
 
 REQUEST_TIMEOUT_SECONDS = 10.0  # the API server sends a review at once; its own webhook timeout is at most 30 s
 # The API server may truncate a warning past 256 characters and drops warnings past 4 KiB in all
-MAX_WARNING = 256
+MAX_WARNING = 256  # a warning shortened as the API server would keep it past its total budget
+MAX_WHOLE_WARNING = 1024  # a warning sent whole (the API server passes it whole within MAX_WARNINGS_TOTAL)
 MAX_WARNINGS_TOTAL = 4096 - 256  # leave room for other webhooks' warnings and the overflow line

@@ -105,3 +105,14 @@ def run_explain(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> Any:
         return Explained(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def fresh_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    """A control plane of the module's own, for tests that register cluster-wide objects other tests register too
+    (webhook configurations named `pullguard`, an install in namespace `pullguard`)."""
+    own = Cluster.start(bin_dir=cluster.bin_dir)
+    try:
+        yield own
+    finally:
+        own.stop()

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +117,10 @@ def test_the_policy_in_values_is_the_configmap(helm: str, tmp_path: Path) -> Non
     assert not [d for d in documents(unmanaged.stdout) if d["kind"] == "ConfigMap"]
 
 
-@pytest.fixture
-def own(cluster: Cluster) -> Iterator[Cluster]:
+@pytest.fixture(scope="module")
+def own(fresh_cluster: Cluster) -> Cluster:
     """A control plane of its own: the chart registers cluster-wide webhooks named `pullguard`."""
-    started = Cluster.start(bin_dir=cluster.bin_dir)
-    try:
-        yield started
-    finally:
-        started.stop()
+    return fresh_cluster
 
 
 def test_install_upgrade_uninstall_keep_the_operators_policy(helm: str, own: Cluster, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,11 @@ IMAGE = "registry.example.test/platform/pullguard:0.1.0"
 
 
 @pytest.fixture(scope="module")
-def installed(cluster: Cluster) -> Iterator[Cluster]:
-    own = Cluster.start(bin_dir=cluster.bin_dir)
-    try:
-        script = [sys.executable, str(REPO_ROOT / "scripts" / "render_install.py"), "--apply", "--image", IMAGE]
-        config = ["--kubectl", str(own.bin_dir / "kubectl"), "--kubeconfig", str(own.kubeconfig)]
-        subprocess.run([*script, *config], check=True, capture_output=True, timeout=120)
-        yield own
-    finally:
-        own.stop()
+def installed(fresh_cluster: Cluster) -> Cluster:
+    script = [sys.executable, str(REPO_ROOT / "scripts" / "render_install.py"), "--apply", "--image", IMAGE]
+    config = ["--kubectl", str(fresh_cluster.bin_dir / "kubectl"), "--kubeconfig", str(fresh_cluster.kubeconfig)]
+    subprocess.run([*script, *config], check=True, capture_output=True, timeout=120)
+    return fresh_cluster
 
 
 def dev(cluster: Cluster, *args: str) -> list[str]:

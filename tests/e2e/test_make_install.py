@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,8 @@ IMAGE = "registry.example.test/platform/pullguard:0.1.0"
 
 
 @pytest.fixture(scope="module")
-def own(cluster: Cluster) -> Iterator[Cluster]:
-    started = Cluster.start(bin_dir=cluster.bin_dir)
-    try:
-        yield started
-    finally:
-        started.stop()
+def own(fresh_cluster: Cluster) -> Cluster:
+    return fresh_cluster
 
 
 def make_install(cluster: Cluster, image: str) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from policies.model import Finding, Reason
 from tests.unit.policy_helpers import image
 from webhook.formats.warnings import denial_message, finding_line, finding_text, warning_lines
-from webhook.limits import MAX_WARNING
+from webhook.limits import MAX_WARNING, MAX_WHOLE_WARNING
 
 
 def finding(message: str, hint: str = "fix it", name: str = "app") -> Finding:
@@ -32,6 +32,25 @@ def test_a_long_warning_puts_the_fix_first_and_is_cut_at_a_word() -> None:
     assert line.startswith(f'pullguard: container "app" image "nginx": fix: {hint}; problem: could not verify')
     assert len(line) <= MAX_WARNING and line.endswith("because …")
     assert finding_text(long).endswith(f": {hint}") and len(finding_text(long)) > MAX_WARNING
+
+
+def test_warnings_are_whole_while_they_fit_the_total_and_shortened_fix_first_when_not() -> None:
+    """The API server passes whole warnings up to 4096 runes in all: a long one is sent whole while they fit."""
+    long = finding("could not verify: registry host does not resolve " + "because " * 40, "map the host")
+    (line,) = warning_lines([long])
+    assert line == finding_text(long) and len(line) > MAX_WARNING
+    many = warning_lines([finding(f"problem {i} " + "because " * 40, "map the host") for i in range(30)])
+    assert all(len(w) <= MAX_WARNING for w in many) and many[0].startswith(
+        'pullguard: container "app" image "nginx": fix:'
+    )
+    assert sum(map(len, many)) < 4096 and "more findings not shown" in many[-1]
+
+
+def test_a_hostile_image_string_is_never_sent_whole() -> None:
+    hostile = image("registry.example.test/" + "a/" * 600 + "app", "app")
+    huge = Finding("latestTag", hostile, Reason.NOT_REPRODUCIBLE, f"{hostile.label} has no tag", "pin a version")
+    (line,) = warning_lines([huge])
+    assert len(line) <= MAX_WHOLE_WARNING and "characters): fix: pin a version; problem: has no tag" in line
 
 
 def test_a_warning_that_fits_is_whole_and_unchanged() -> None:

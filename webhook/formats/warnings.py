@@ -3,9 +3,11 @@ message (kubectl prints it as the error). The words are policies/render.py's.
 
 The API server's limits (k8s.io/apiserver pkg/endpoints/filters/warning.go, v0.37): a request's warnings, from every
 webhook, pass whole while they total at most 4096 runes; past that, every warning is cut to 256 runes and the ones
-beyond 4096 are dropped. So pullguard sends each finding as one printable line of at most MAX_WARNING (256) runes
-(a longer one puts the fix first and is cut at a word: the whole text is in the review log), and its warnings
-together stay under MAX_WARNINGS_TOTAL with a last line saying how many were left out (webhook/limits.py).
+beyond 4096 are dropped. So pullguard sends each finding as one printable line, whole while its warnings together fit
+MAX_WARNINGS_TOTAL (a little under 4096, for other webhooks' warnings). When they would not, or one line alone is
+longer than MAX_WHOLE_WARNING (a hostile image string), each is shortened to MAX_WARNING (256) runes the way the
+API server would keep it, but fix first (what to do survives the cut) and cut at a word; the review log has the
+whole text; and a last line says how many were left out (webhook/limits.py).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from collections.abc import Iterable, Sequence
 
 from policies import render
 from policies.model import Finding
-from webhook.limits import MAX_WARNING, MAX_WARNINGS_TOTAL
+from webhook.limits import MAX_WARNING, MAX_WARNINGS_TOTAL, MAX_WHOLE_WARNING, clip
 
 PREFIX = "pullguard: "
 
 
 CUT = " …"
+MAX_LABEL_CHARS = 160  # of the container and image a shortened warning starts with
 
 
 def finding_text(finding: Finding) -> str:
@@ -27,15 +30,15 @@ def finding_text(finding: Finding) -> str:
     return PREFIX + render.sentence(finding)
 
 
-def finding_line(finding: Finding) -> str:
-    """The warning the API server relays for one finding: whole when it fits MAX_WARNING; otherwise the fix first
-    (what to do survives the cut), then the problem, cut at a word."""
+def finding_line(finding: Finding, limit: int = MAX_WARNING) -> str:
+    """One finding's warning in at most `limit` runes: whole when it fits; otherwise the fix first (what to do
+    survives the cut), then the problem, cut at a word."""
     line = finding_text(finding)
-    if len(line) <= MAX_WARNING:
+    if len(line) <= limit:
         return line
-    label = render.one_line(finding.container.label)
+    label = clip(render.one_line(finding.container.label), MAX_LABEL_CHARS)  # a hostile image: the fix still shows
     fitted = f"{PREFIX}{label}: fix: {render.fix(finding)}; problem: {render.problem(finding, container=False)}"
-    return cut_at_word(fitted, MAX_WARNING)
+    return cut_at_word(fitted, limit)
 
 
 def cut_at_word(text: str, limit: int) -> str:
@@ -47,10 +50,15 @@ def cut_at_word(text: str, limit: int) -> str:
 
 
 def warning_lines(findings: Iterable[Finding]) -> list[str]:
-    """One line per finding, deduplicated in order, under the API server's total budget."""
+    """One line per finding, deduplicated in order: whole while they fit the total budget, else shortened (fix
+    first) and, past the budget, counted in a last line."""
+    listed = list(findings)
+    whole = list(dict.fromkeys(finding_line(f, MAX_WHOLE_WARNING) for f in listed))  # dict keeps first-seen order
+    if sum(map(len, whole)) <= MAX_WARNINGS_TOTAL:
+        return whole
     lines: list[str] = []
     total = 0
-    unique = list(dict.fromkeys(map(finding_line, findings)))  # dict keeps first-seen order
+    unique = list(dict.fromkeys(map(finding_line, listed)))
     for index, line in enumerate(unique):
         if total + len(line) > MAX_WARNINGS_TOTAL:
             lines.append(f"{PREFIX}{len(unique) - index} more findings not shown: run `pullguard check` for all")

@@ -74,7 +74,8 @@ def test_enforce_mode_denies_with_the_reason(cluster: Cluster, namespace: str) -
         assert 'admission webhook "validate.pullguard.io" denied the request' in err or (
             'admission webhook "mutate.pullguard.io" denied the request' in err
         )
-        assert f"pullguard denied Deployment {namespace}/web: 1 image problem would stop its pods from starting" in err
+        # a latest tag starts fine: a policy violation, never "would stop its pods from starting" (issue 22)
+        assert f"pullguard denied Deployment {namespace}/web: 1 policy violation (the pods would start)" in err
         assert re.search(
             r'image "nginx:latest" uses the floating tag "latest".*\(fix: pin a version tag or digest\)', err
         )

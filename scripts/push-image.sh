@@ -22,5 +22,8 @@ digest_file=$(mktemp)
 trap 'rm -f "$digest_file"' EXIT
 skopeo copy "${args[@]}" --digestfile "$digest_file" "oci:$oci_dir:$ref" "docker://$image"
 digest=$(cat "$digest_file")
+# The repository without its tag or digest (a registry's :port is not a tag: only the last path element has one).
+repository=${image%%@*}
+[[ ${repository##*/} == *:* ]] && repository=${repository%:*}
 echo "pushed $image ($digest)"
-echo "install it: make install IMAGE=${image%%[:@]*}@$digest   (or IMAGE=$image)"
+echo "install it: make install IMAGE=$repository@$digest   (or IMAGE=$image)"

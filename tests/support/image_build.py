@@ -96,7 +96,12 @@ def push_image(image: BuiltImage, registry_host: str, repository: str, tag: str)
         timeout=300,
         check=False,
     )
-    if done.returncode != 0 or f"pushed {reference} ({image.manifest_digest})" not in done.stdout:
+    suggested = f"install it: make install IMAGE={registry_host}/{repository}@{image.manifest_digest}"
+    if (
+        done.returncode != 0
+        or f"pushed {reference} ({image.manifest_digest})" not in done.stdout
+        or suggested not in done.stdout
+    ):
         raise RuntimeError(f"push-image.sh {reference} ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
     return reference
 

@@ -1,15 +1,18 @@
 """Pod creates through a real kube-apiserver + etcd (the e2e harness's) with no webhook, a do-nothing webhook and
 pullguard, interleaved (part of `python -m bench.apiserver`).
 
-One control plane; six namespaces, one per target: `bench-none` (no webhook), `bench-noop` (a do-nothing
-FastAPI/uvicorn/TLS webhook, `bench/noop_webhook.py`, registered validating + mutating), `bench-pullguard`
+One control plane; a namespace per target: `bench-none` (no webhook), `bench-raw` (the floor of the stack: a
+do-nothing raw ASGI webhook on uvicorn/uvloop/httptools/TLS with orjson, `bench/raw_noop_webhook.py`, the reference
+of every "vs raw" figure), `bench-noop` (a do-nothing FastAPI/uvicorn/TLS webhook, `bench/noop_webhook.py`, the
+second reference), each registered validating + mutating, `bench-pullguard`
 (`pullguard serve --offline`, validating + mutating, the embedded default policy: `mirrors: []`),
 `bench-pullguard-inert` (the same process, its mutating webhook carrying the `false` matchCondition that
 `serve --manage-certs` adds while there is no mirror rule: webhook/kube/mutating_toggle.py) and
 `bench-pullguard-mirror` (a second pullguard, online, with a mirror rule that rewrites every pod) with its control
-`bench-noop-patch` (the do-nothing webhook answering /mutate with the same patch, no lookups; `--skip-mirror` leaves
-both out). Each webhook configuration selects only its namespace by label, so all are registered once and
-every create is routed by its namespace alone: rounds interleave without re-registration. A create is
+`bench-noop-patch` and `bench-raw-patch` (the do-nothing webhooks answering /mutate with the same patch, no lookups;
+`--skip-mirror` leaves these three out). Each webhook configuration selects only its namespace by label, so all are
+registered once and every create is routed by its namespace alone: rounds interleave without re-registration. A
+create is
 `POST /api/v1/namespaces/NS/pods` (one container, `localhost/bench/app:1.0`: node-local, so pullguard asks no
 registry; the two mirror targets' image below) over one httpx client with keep-alive (asyncio; 1 creator for
 "sequential", 8 for "concurrent"), real or with `?dryRun=All`. Every round runs each (target, mode, concurrency)
@@ -71,13 +74,15 @@ from tests.e2e.webhook_harness import WEBHOOK_RULES, webhook_configurations
 from tests.support.registry import RegistryServer, start_plain_registry
 from webhook.kube.mutating_toggle import CONDITION
 
-TARGETS = ("none", "noop", "pullguard", "pullguard-inert")
+TARGETS = ("none", "raw", "noop", "pullguard", "pullguard-inert")
 PATCH_TARGET = "noop-patch"  # the do-nothing webhook making the same rewrite without lookups (bench/noop_webhook.py)
+RAW_PATCH_TARGET = "raw-patch"  # the same from the raw ASGI floor (bench/raw_noop_webhook.py)
+FLOOR = "raw"  # the reference of every "vs do-nothing" figure (issue 23); "noop" (FastAPI) is the second row
 TARGET_LABEL = "bench.pullguard.io/target"
 
 
 def image_for(target: str) -> str:
-    return SOURCE_IMAGE if target in (MIRROR_TARGET, PATCH_TARGET) else IMAGE
+    return SOURCE_IMAGE if target in (MIRROR_TARGET, PATCH_TARGET, RAW_PATCH_TARGET) else IMAGE
 
 
 @dataclass
@@ -201,9 +206,9 @@ async def creates_phase(
 def creates_report(cells: list[Cell]) -> list[str]:
     targets = list(dict.fromkeys(c.target for c in cells))
     lines = [
-        "| mode | creators | target | creates/s | p50 ms | p90 ms | added p50 ms | added vs no-op | creates/s vs "
-        "no-op | creates/s vs none |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| mode | creators | target | creates/s | p50 ms | p90 ms | added p50 ms | added vs raw | creates/s vs raw | "
+        "added vs FastAPI no-op | creates/s vs FastAPI no-op | creates/s vs none |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for mode in ("dry", "real"):
         for creators in sorted({c.creators for c in cells}):
@@ -216,6 +221,10 @@ def creates_report(cells: list[Cell]) -> list[str]:
                 t: statistics.median(by[(t, r)].creates_per_second / by[("noop", r)].creates_per_second for r in rounds)
                 for t in targets
             }
+            rate_vs_raw = {
+                t: statistics.median(by[(t, r)].creates_per_second / by[(FLOOR, r)].creates_per_second for r in rounds)
+                for t in targets
+            }
             rate_vs_none = {
                 t: statistics.median(by[(t, r)].creates_per_second / by[("none", r)].creates_per_second for r in rounds)
                 for t in targets
@@ -223,13 +232,15 @@ def creates_report(cells: list[Cell]) -> list[str]:
             for t in targets:
                 p50 = statistics.median(by[(t, r)].p50_ms for r in rounds)
                 p90 = statistics.median(by[(t, r)].p90_ms for r in rounds)
-                added_ratio = f"{added[t] / added['noop']:.2f}" if t not in ("none", "noop") and added["noop"] else "-"
+                vs_noop = f"{added[t] / added['noop']:.2f}" if t not in ("none", "noop") and added["noop"] else "-"
+                vs_raw = f"{added[t] / added[FLOOR]:.2f}" if t not in ("none", FLOOR) and added[FLOOR] else "-"
                 lines.append(
                     f"| {'dryRun=All' if mode == 'dry' else 'real'} | {creators} | {t} | {rate[t]:.0f} | {p50:.2f} | "
-                    f"{p90:.2f} | {added[t]:.2f} | {added_ratio} | {rate_vs_noop[t]:.2f} | {rate_vs_none[t]:.2f} |"
+                    f"{p90:.2f} | {added[t]:.2f} | {vs_raw} | {rate_vs_raw[t]:.2f} | {vs_noop} | "
+                    f"{rate_vs_noop[t]:.2f} | {rate_vs_none[t]:.2f} |"
                 )
     if {PATCH_TARGET, MIRROR_TARGET} <= set(targets):
-        lines += ["", versus(cells, MIRROR_TARGET, PATCH_TARGET)]
+        lines += ["", versus(cells, MIRROR_TARGET, RAW_PATCH_TARGET), "", versus(cells, MIRROR_TARGET, PATCH_TARGET)]
     return lines
 
 
@@ -257,7 +268,7 @@ def versus(cells: list[Cell], target: str, baseline: str) -> str:
 def run_creates(args: argparse.Namespace, work: Path) -> list[str]:
     cert_dir = work / "certs"
     make_certs(cert_dir)
-    targets = TARGETS if args.skip_mirror else (*TARGETS, PATCH_TARGET, MIRROR_TARGET)
+    targets = TARGETS if args.skip_mirror else (*TARGETS, RAW_PATCH_TARGET, PATCH_TARGET, MIRROR_TARGET)
     with Cluster.start() as cluster, contextlib.ExitStack() as stack:
         for target in targets:
             cluster.create_namespace(f"bench-{target}", labels={TARGET_LABEL: target})
@@ -269,6 +280,14 @@ def run_creates(args: argparse.Namespace, work: Path) -> list[str]:
             env=env(),
         )
         stack.callback(noop.stop)
+        raw_port = free_port()
+        raw = ManagedProcess.spawn(
+            "raw",
+            [sys.executable, str(ROOT / "bench" / "raw_noop_webhook.py"), str(raw_port), str(cert_dir)],
+            work / "raw.log",
+            env=env(),
+        )
+        stack.callback(raw.stop)
         pg = ManagedProcess.spawn(
             "pullguard", pullguard_argv(pg_port, cert_dir, *args.pullguard_args), work / "pullguard.log", env=env()
         )
@@ -284,6 +303,9 @@ def run_creates(args: argparse.Namespace, work: Path) -> list[str]:
             pg_mirror = ManagedProcess.spawn("pullguard-mirror", argv, mirror_log, env=env())
             stack.callback(pg_mirror.stop)
         wait_ok(f"https://127.0.0.1:{noop_port}/healthz", cert_dir / "ca.crt", noop)
+        wait_ok(f"https://127.0.0.1:{raw_port}/healthz", cert_dir / "ca.crt", raw)
+        register(cluster, FLOOR, f"https://127.0.0.1:{raw_port}", cert_dir / "ca.crt")
+        wait_called(cluster, FLOOR, "bench-raw mutate")
         wait_ok(f"https://127.0.0.1:{pg_port}/readyz", cert_dir / "ca.crt", pg)
         register(cluster, "noop", f"https://127.0.0.1:{noop_port}", cert_dir / "ca.crt")
         register(cluster, "pullguard", f"https://127.0.0.1:{pg_port}", cert_dir / "ca.crt")
@@ -296,6 +318,9 @@ def run_creates(args: argparse.Namespace, work: Path) -> list[str]:
             register(cluster, PATCH_TARGET, f"https://127.0.0.1:{noop_port}", cert_dir / "ca.crt")
             wait_called(cluster, PATCH_TARGET, "bench-noop mutate")
             check_rewrite(cluster, PATCH_TARGET)
+            register(cluster, RAW_PATCH_TARGET, f"https://127.0.0.1:{raw_port}", cert_dir / "ca.crt")
+            wait_called(cluster, RAW_PATCH_TARGET, "bench-raw mutate")
+            check_rewrite(cluster, RAW_PATCH_TARGET)
             wait_ok(f"https://127.0.0.1:{mirror_port}/readyz", cert_dir / "ca.crt", pg_mirror)
             register(cluster, MIRROR_TARGET, f"https://127.0.0.1:{mirror_port}", cert_dir / "ca.crt")
             wait_called(cluster, MIRROR_TARGET, "pullguard")

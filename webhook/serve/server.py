@@ -127,6 +127,7 @@ def serve(options: ServeOptions) -> None:
         limit_concurrency=options.max_connections,
         timeout_graceful_shutdown=max(1, round(options.graceful_seconds)),
         server_header=False,
+        proxy_headers=False,  # the API server calls directly: no X-Forwarded-* to trust (a middleware per request)
     )
     config.load()
     config.ssl = tls.context  # our own context, so certificate rotation needs no restart

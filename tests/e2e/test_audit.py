@@ -278,10 +278,8 @@ def test_a_check_that_could_not_run_is_skip_never_pass(setup: Setup, caplog: pyt
         assert result["message"] == (
             f'neverPull not checked for container "job" image "{image}": no Node in the view it may run on'
         )
-        (line,) = [r for r in caplog.records if r.getMessage() == "audit round"]
-        fields = line.__dict__["fields"]
-        assert (fields["workloads"], fields["findings"], fields["notChecked"]) == (1, 0, 1)
-        assert fields["durationMs"] >= 0
+        (fields,) = [r.__dict__["fields"] for r in caplog.records if r.getMessage() == "audit round"]  # one per round
+        assert (fields["workloads"], fields["findings"], fields["notChecked"], "durationMs" in fields) == (1, 0, 1, 1)
     finally:
         cluster.kubectl("delete", "cronjob", "nightly", "-n", NS)
 

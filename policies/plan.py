@@ -64,12 +64,18 @@ def scope(workload: Workload, policy: Policy, side: Side, *, exclusions: bool = 
     if not workload.images:
         return Skip.NO_IMAGES
     if side is Side.MUTATE:
-        return None if policy.mirrors else Skip.NO_MIRROR_RULE
+        return idle(policy, side)
     namespace, off = workload.namespace, Mode.OFF
     for check in CHECKS:  # a loop, not all(): the first check is usually on, and this runs per review
         if policy.mode_for(check, namespace) is not off:
             return None
     return Skip.NOTHING_ENABLED
+
+
+def idle(policy: Policy, side: Side) -> Skip | None:
+    """What `scope` answers for every workload under `policy`, known before the object is read: the mutating side
+    has nothing to do without a mirror rule (the webhook then answers without reading the object)."""
+    return Skip.NO_MIRROR_RULE if side is Side.MUTATE and not policy.mirrors else None
 
 
 def plan(

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.e2e.cluster import Cluster, ClusterError
 from tests.server import PullguardServer, start_pullguard
 
@@ -175,6 +177,19 @@ class PullguardWebhook:
     def logs(self) -> str:
         return self.server.logs()
 
+    def calls(self, endpoint: str, decision: str | None = None) -> float:
+        """Reviews answered on ``endpoint`` so far (``pullguard_admission_requests_total``), with ``decision`` if
+        given: the evidence for the mutating side without a mirror rule, which is counted, not logged."""
+        text = self.server.client().get("/metrics").text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "pullguard_admission_requests_total"
+            and sample.labels.get("endpoint") == endpoint
+            and decision in (None, sample.labels.get("decision"))
+        )
+
     def reviews(self) -> list[dict[str, Any]]:
         """The server's ``review`` log entries, parsed."""
         entries: list[dict[str, Any]] = []
@@ -211,9 +226,11 @@ class PullguardWebhook:
         """Dry-run a probe Pod until pullguard's log shows a review of it on each registered endpoint.
 
         The log is the evidence because it does not depend on the policy (a ``mode: off`` policy says nothing
-        to kubectl); with logging above ``info`` the evidence is a ``pullguard`` line in kubectl's output.
+        to kubectl); with logging above ``info`` the evidence is a ``pullguard`` line in kubectl's output. A
+        mutating side without a mirror rule logs nothing: its evidence is its request count growing.
         """
         wanted = {e for e, on in (("validate", self.validating), ("mutate", self.mutating)) if on}
+        mutated_before = self.calls("mutate") if self.mutating else 0.0
         deadline = time.monotonic() + timeout
         attempt = 0
         while True:
@@ -224,7 +241,10 @@ class PullguardWebhook:
             )
             self.last_probe = f"exit {proc.returncode}\nstdout: {proc.stdout.strip()}\nstderr: {proc.stderr.strip()}"
             logs = self.logs()
-            if wanted <= _reviews_for(logs, self.probe_namespace):
+            seen = _reviews_for(logs, self.probe_namespace)
+            if self.mutating and "mutate" not in seen and self.calls("mutate") > mutated_before:
+                seen.add("mutate")
+            if wanted <= seen:
                 return
             if '"msg":"review"' not in logs and "pullguard" in proc.stderr:
                 return  # logging is above info: kubectl's Warning/denial line is all there is to see

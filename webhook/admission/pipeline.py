@@ -20,7 +20,7 @@ from policies.decide import allowed_unchecked
 from policies.mirrors import MutateDecision
 from policies.mirrors import Outcome as MirrorResult
 from policies.model import Decision, Workload
-from policies.plan import Side
+from policies.plan import Side, idle
 from webhook.admission.envelope import (
     ProtocolError,
     Review,
@@ -89,15 +89,17 @@ async def _review_body(
 
     A body over OFFLOAD_BODY_BYTES is read and judged in a worker thread, and so is an object with over
     OFFLOAD_IMAGES images: the event loop keeps answering /healthz and other reviews meanwhile. The common path
-    below is written inline, with no thread hop or extra call: it is most of the traffic.
+    below is written inline, with no thread hop or extra call: it is most of the traffic. A side with nothing to do
+    under the policy (`idle`: mutating without a mirror rule) answers the envelope without reading the object.
     """
+    read_object = idle(policy, side) is None
     if len(body) > OFFLOAD_BODY_BYTES:
-        review, workload = await _in_worker(_read, body)
+        review, workload = await _in_worker(_read, body, read_object)
         offload = True
     else:
         try:
             review = parse_review(body)
-            workload = workload_of(review)
+            workload = workload_of(review) if read_object else None
         except RecursionError:  # nothing recurses into input values; should that change, this is still a 400
             raise ProtocolError("the review nests too deeply") from None
         offload = workload is not None and len(workload.images) > OFFLOAD_IMAGES
@@ -125,11 +127,11 @@ async def _in_worker(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_large_reviews, partial(function, *args))
 
 
-def _read(body: bytes) -> tuple[Review, Workload | None]:
+def _read(body: bytes, read_object: bool) -> tuple[Review, Workload | None]:
     """parse_review and workload_of, for the worker thread (review_body does the same inline)."""
     try:
         review = parse_review(body)
-        return review, workload_of(review)
+        return review, workload_of(review) if read_object else None
     except RecursionError:  # nothing recurses into input values; should that change, this is still a 400
         raise ProtocolError("the review nests too deeply") from None
 

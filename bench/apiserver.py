@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench import storm
+from bench import history, storm
 from bench.creates import run_creates
 from bench.scale import run_scale
 
@@ -59,19 +59,23 @@ def main() -> None:
         "--scale-timeout", type=float, default=1200, help="seconds allowed for creating all the scale objects"
     )
     parser.add_argument("--pullguard-args", nargs="*", default=[], help="more `serve` flags for pullguard")
+    parser.add_argument("--record", action="store_true", help="append this run to bench/RESULTS.md's figure history")
+    parser.add_argument("--note", default="", help="the recorded row's note (what the run was of)")
     args = parser.parse_args()
     if args.scale is None:
         args.scale = [SMALL] if args.skip_large else [SMALL, LARGE]
     work = Path(tempfile.mkdtemp(prefix="pullguard-bench-api-"))
     try:
         report: list[str] = []
+        figures: dict[str, dict[str, float]] = {}
         if not args.skip_creates:
-            report += run_creates(args, work)
+            report += run_creates(args, work, figures)
         if not args.skip_memory:
-            report += ["", *run_scale(args, work)]
+            report += ["", *run_scale(args, work, figures)]
         if not args.skip_storm:
-            report += ["", *storm.run(200, 5, [" ".join(args.pullguard_args)])]
+            report += ["", *storm.run(200, 5, [" ".join(args.pullguard_args)], figures)]
         print("\n" + "\n".join(report))
+        print("\n" + history.report(figures, record=args.record, note=args.note))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -244,6 +244,34 @@ def creates_report(cells: list[Cell]) -> list[str]:
     return lines
 
 
+def history_figures(cells: list[Cell]) -> dict[str, dict[str, float]]:
+    """The history's creates figures (bench/history.py), per cell: pullguard's added p50 over the raw floor's
+    (the medians' ratio, as the table's "added vs raw"), its creates/s against the floor's and, with the mirror
+    targets, pullguard-mirror's added p50 against raw-patch's (per-round ratios, as `versus`)."""
+    figures: dict[str, dict[str, float]] = {"creates-added": {}, "creates-rate": {}}
+    mirrored = {MIRROR_TARGET, RAW_PATCH_TARGET} <= {c.target for c in cells}
+    if mirrored:
+        figures["creates-mirror"] = {}
+    for mode in ("dry", "real"):
+        for creators in sorted({c.creators for c in cells}):
+            mine = [c for c in cells if c.mode == mode and c.creators == creators]
+            by = {(c.target, c.round): c for c in mine}
+            rounds = sorted({c.round for c in mine})
+            none = {r: by[("none", r)].p50_ms for r in rounds}
+            added = {t: statistics.median(by[(t, r)].p50_ms - none[r] for r in rounds) for t in ("pullguard", FLOOR)}
+            cell = f"{mode}.c{creators}"
+            figures["creates-added"][f"added.{cell}"] = added["pullguard"] / added[FLOOR]
+            figures["creates-rate"][f"rate.{cell}"] = statistics.median(
+                by[("pullguard", r)].creates_per_second / by[(FLOOR, r)].creates_per_second for r in rounds
+            )
+            if mirrored:
+                figures["creates-mirror"][f"mirror.{cell}"] = statistics.median(
+                    (by[(MIRROR_TARGET, r)].p50_ms - none[r]) / (by[(RAW_PATCH_TARGET, r)].p50_ms - none[r])
+                    for r in rounds
+                )
+    return figures
+
+
 def versus(cells: list[Cell], target: str, baseline: str) -> str:
     """One line: `target`'s added p50 latency and creates/s against `baseline`'s, per cell (median of per-round
     ratios)."""
@@ -265,7 +293,7 @@ def versus(cells: list[Cell], target: str, baseline: str) -> str:
     return f"{target} against {baseline}: " + "; ".join(parts)
 
 
-def run_creates(args: argparse.Namespace, work: Path) -> list[str]:
+def run_creates(args: argparse.Namespace, work: Path, figures: dict[str, dict[str, float]] | None = None) -> list[str]:
     cert_dir = work / "certs"
     make_certs(cert_dir)
     targets = TARGETS if args.skip_mirror else (*TARGETS, RAW_PATCH_TARGET, PATCH_TARGET, MIRROR_TARGET)
@@ -342,6 +370,8 @@ def run_creates(args: argparse.Namespace, work: Path) -> list[str]:
             for target, log in (("pullguard", work / "pullguard.log"), (MIRROR_TARGET, mirror_log)):
                 ms = ", ".join(f"{e} {v:.3f} ms" for e, v in review_ms(log, f"bench-{target}").items())
                 mirror_lines.append(f"{target}: median handling per review (its log's durationMs): {ms}")
+    if figures is not None:
+        figures.update(history_figures(cells))
     OUT.mkdir(exist_ok=True)
     (OUT / "apiserver-creates.json").write_text(json.dumps([asdict(c) for c in cells], indent=2))
     return [

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import history
 from bench.processes import make_certs
 from tests.reviews import review
 from tests.support.images import build_image, build_index
@@ -126,6 +127,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--record", action="store_true", help="append this run to bench/RESULTS.md's figure history")
+    parser.add_argument("--note", default="", help="the recorded row's note (what the run was of)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: run `make deps` (Debian package wrk)")
@@ -203,6 +206,9 @@ def main() -> None:
                         flush=True,
                     )
         report(rounds, args, len(answer))
+        if HISTORY_CONNECTIONS in args.connections:
+            figures = {"warm-path": history_figures(rounds)}
+            print("\n" + history.report(figures, record=args.record, note=args.note))
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         (out / "warm-path.json").write_text(json.dumps([asdict(r) for r in rounds], indent=2))
@@ -217,19 +223,42 @@ def main() -> None:
 TARGETS = ("noop", "floor", "pullguard", "mutate")  # "pullguard" is its /validate
 
 
+HISTORY_CONNECTIONS = 50  # the figure history's warm-path table is taken at 50 connections
+
+
+def _medians(rounds: list[Round], connections: int) -> dict[str, tuple[float, float, float]]:
+    """Per target: median req/s, p50 ms and p99 ms over its rounds at `connections`."""
+    med = {}
+    for target in TARGETS:
+        mine = [r for r in rounds if r.target == target and r.connections == connections]
+        med[target] = (
+            statistics.median(r.requests_per_second for r in mine),
+            statistics.median(r.p50_ms for r in mine),
+            statistics.median(r.p99_ms for r in mine),
+        )
+    return med
+
+
+def history_figures(rounds: list[Round]) -> dict[str, float]:
+    """The history's warm-path figure (bench/history.py): ratios to the no-op, and the review's cost per request
+    above pullguard's floor (1/req/s of each, so the machine's speed of the day cancels out less than in a ratio
+    to the no-op, but the review's own drift shows)."""
+    med = _medians(rounds, HISTORY_CONNECTIONS)
+    noop_rps, _, noop_p99 = med["noop"]
+    return {
+        "validate": med["pullguard"][0] / noop_rps,
+        "validate-p99": med["pullguard"][2] / noop_p99,
+        "mutate": med["mutate"][0] / noop_rps,
+        "above-floor-us": 1e6 / med["pullguard"][0] - 1e6 / med["floor"][0],
+    }
+
+
 def report(rounds: list[Round], args: argparse.Namespace, answer_size: int) -> None:
     print(f"\nmedians of {args.rounds} rounds x {args.seconds} s, answer {answer_size} bytes")
     print("| connections | target | req/s | p50 ms | p99 ms | throughput vs no-op | p99 vs no-op |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for connections in args.connections:
-        med = {}
-        for target in TARGETS:
-            mine = [r for r in rounds if r.target == target and r.connections == connections]
-            med[target] = (
-                statistics.median(r.requests_per_second for r in mine),
-                statistics.median(r.p50_ms for r in mine),
-                statistics.median(r.p99_ms for r in mine),
-            )
+        med = _medians(rounds, connections)
         for target in TARGETS:
             rps, p50, p99 = med[target]
             ratio, p99_ratio = f"{rps / med['noop'][0]:.2f}", f"{p99 / med['noop'][2]:.2f}"

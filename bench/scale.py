@@ -135,7 +135,7 @@ def cache_costs(cluster: Cluster) -> list[dict[str, float | int | str]]:
     return costs
 
 
-def run_scale(args: argparse.Namespace, work: Path) -> list[str]:
+def run_scale(args: argparse.Namespace, work: Path, figures: dict[str, dict[str, float]] | None = None) -> list[str]:
     cert_dir = work / "certs"
     if not cert_dir.exists():
         make_certs(cert_dir)
@@ -193,7 +193,19 @@ def run_scale(args: argparse.Namespace, work: Path) -> list[str]:
     OUT.mkdir(exist_ok=True)
     record = {"points": [asdict(p) for p in points], "caches": costs}
     (OUT / "apiserver-memory.json").write_text(json.dumps(record, indent=2))
+    if figures is not None:
+        figures["memory"] = memory_figures(points)
     return [*scale_report(points), "", *costs_report(costs)]
+
+
+def memory_figures(points: list[Point]) -> dict[str, float]:
+    """The history's memory figure (bench/history.py): the start-up path's RSS, median of the starts."""
+    sizes = {(5000, 2000, 1000): "rss-5k", (50000, 20000, 10000): "rss-50k"}
+    return {
+        sizes[(p.secrets, p.service_accounts, p.nodes)]: statistics.median(x.rss_mib for x in p.starts)
+        for p in points
+        if (p.secrets, p.service_accounts, p.nodes) in sizes and p.starts
+    }
 
 
 def _spread(values: list[float], digits: int) -> str:

@@ -86,8 +86,10 @@ def main() -> None:
     print("\n".join(run(args.connections, args.rounds, args.variant or [""])))
 
 
-def run(connections: int, rounds: int, variants: list[str]) -> list[str]:
-    """Run the storms; return the report's lines."""
+def run(
+    connections: int, rounds: int, variants: list[str], figures: dict[str, dict[str, float]] | None = None
+) -> list[str]:
+    """Run the storms; return the report's lines. `figures` gets the history's (bench/history.py) storm figure."""
     work = Path(tempfile.mkdtemp(prefix="pullguard-storm-"))
     cert_dir = work / "certs"
     make_certs(cert_dir)
@@ -130,6 +132,9 @@ def run(connections: int, rounds: int, variants: list[str]) -> list[str]:
         for name, rows in results.items():
             p50, p90, top = (statistics.median(r[i] for r in rows) * 1000 for i in range(3))
             lines.append(f"| {name} | {p50:.0f} | {p90:.0f} | {top:.0f} |")
+        if figures is not None and "pullguard" in results:
+            p50_of = {name: statistics.median(r[0] for r in results[name]) * 1000 for name in ("pullguard", "noop")}
+            figures["storm"] = {"pullguard-p50": p50_of["pullguard"], "noop-p50": p50_of["noop"]}
         return lines
     finally:
         for process in processes:

@@ -134,7 +134,11 @@ def run(
             lines.append(f"| {name} | {p50:.0f} | {p90:.0f} | {top:.0f} |")
         if figures is not None and "pullguard" in results:
             p50_of = {name: statistics.median(r[0] for r in results[name]) * 1000 for name in ("pullguard", "noop")}
-            figures["storm"] = {"pullguard-p50": p50_of["pullguard"], "noop-p50": p50_of["noop"]}
+            figures["storm"] = {
+                "pullguard-p50": p50_of["pullguard"],
+                "noop-p50": p50_of["noop"],
+                "vs-noop": p50_of["pullguard"] / p50_of["noop"],
+            }
         return lines
     finally:
         for process in processes:

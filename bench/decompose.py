@@ -4,8 +4,8 @@ Dry-run pod creates through a real kube-apiserver (the method of `bench/creates.
 namespace per target, validating + mutating webhooks selecting it, rounds rotating the target order), against
 the raw do-nothing webhook and `pullguard serve --offline` variants that each swap one part
 (`bench/decompose_serve.py`): the raw app on pullguard's server, the plain httptools protocol, no review log line,
-the allocator setting before issue 23. Besides the latency, the server process's CPU time (user + system, from
-/proc) per create: what each part costs even where the latency hides it.
+the allocator setting before issue 23. Besides the latency, the server process's CPU time (all threads, from
+/proc/PID/task/*/schedstat) per create: what each part costs even where the latency hides it.
 """
 
 from __future__ import annotations
@@ -19,10 +19,19 @@ import tempfile
 from pathlib import Path
 
 from bench.creates import TARGET_LABEL, register, run_cell, wait_called
-from bench.processes import ROOT, Cluster, ManagedProcess, api_client, cpu_seconds, env, free_port, make_certs, wait_ok
+from bench.processes import ROOT, Cluster, ManagedProcess, api_client, env, free_port, make_certs, wait_ok
 
 FLOOR = "raw"
 VARIANTS = ("rawapp", "rawapp+plainproto", "pullguard", "pullguard+plainproto", "pullguard+nolog", "mmap128k")
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of all the process's threads so far, ns (schedstat: /proc/PID/stat's ticks are 10 ms coarse)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
 
 
 def _target(variant: str) -> str:
@@ -43,9 +52,9 @@ async def _measure(
             for creators, count in creates.items():
                 for target in order:
                     pid = pids.get(target)
-                    before = cpu_seconds(pid) if pid else 0.0
+                    before = cpu_ns(pid) if pid else 0
                     cell = await run_cell(client, target, "dry", creators, count, rnd)
-                    cpu = (cpu_seconds(pid) - before) / count * 1e6 if pid else 0.0
+                    cpu = (cpu_ns(pid) - before) / count / 1000 if pid else 0.0
                     results.setdefault((target, creators), []).append((cell.creates_per_second, cell.p50_ms, cpu))
                     print(f"round {rnd} c={creators} {target:22} {cell.creates_per_second:5.0f}/s "
                           f"p50 {cell.p50_ms:6.2f} ms cpu/create {cpu:5.0f} us", flush=True)  # fmt: skip

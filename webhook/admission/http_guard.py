@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -24,39 +25,68 @@ from webhook.limits import REQUEST_TIMEOUT_SECONDS
 log = logging.getLogger("pullguard.server")
 
 
+class RequestDeadline:
+    """Closes a connection whose request does not arrive whole within `timeout` seconds of its first byte.
+
+    A request's start is one float stored; the timer is made only when none is pending, and when it fires while
+    a later request is in progress it waits out that request's own remainder. So a kept-alive connection makes a
+    timer about once per `timeout`, not a timer and a cancel per request (issue 23: ~10 us of a review's CPU).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, expire: Callable[[], None]) -> None:
+        self._loop, self._timeout, self._expire = loop, timeout, expire
+        self._started: float | None = None  # when the request in progress began; None between requests
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._started = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._timeout, self._check)
+
+    def finish(self) -> None:
+        self._started = None  # idle keep-alive time is uvicorn's timeout_keep_alive
+
+    def stop(self) -> None:
+        self._started = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._started is None:
+            return
+        remaining = self._started + self._timeout - self._loop.time()
+        if remaining > 0:
+            self._timer = self._loop.call_later(remaining, self._check)
+        else:
+            self._expire()
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing a connection whose request does not arrive whole in time."""
 
     request_timeout = REQUEST_TIMEOUT_SECONDS
-    _deadline: asyncio.TimerHandle | None = None
+    _deadline: RequestDeadline
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()  # a connection that never speaks
+        self._deadline = RequestDeadline(self.loop, self.request_timeout, self._expired)
+        self._deadline.start()  # a connection that never speaks
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm()
+        self._deadline.start()
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._deadline.finish()
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline.stop()
         super().connection_lost(exc)
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.request_timeout, self._expired)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
     def _expired(self) -> None:
-        self._deadline = None
         if not self.transport.is_closing():
             self.transport.close()
 

@@ -41,6 +41,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -203,6 +204,27 @@ async def creates_phase(
     return cells, registry_requests(registry) - before
 
 
+Measured = dict[tuple[str, int], Cell]  # one (mode, creators) cell's measurements by (target, round)
+
+
+def _per_cell(cells: list[Cell]) -> Iterator[tuple[str, int, Measured, list[int]]]:
+    """Per (mode, creators): its measurements by (target, round), and the rounds."""
+    for mode in ("dry", "real"):
+        for creators in sorted({c.creators for c in cells}):
+            mine = [c for c in cells if c.mode == mode and c.creators == creators]
+            yield mode, creators, {(c.target, c.round): c for c in mine}, sorted({c.round for c in mine})
+
+
+def _added_ratio(by: Measured, rounds: list[int], target: str, baseline: str) -> float:
+    """The median over rounds of `target`'s added p50 latency (over no webhook's) against `baseline`'s."""
+    none = {r: by[("none", r)].p50_ms for r in rounds}
+    return statistics.median((by[(target, r)].p50_ms - none[r]) / (by[(baseline, r)].p50_ms - none[r]) for r in rounds)
+
+
+def _rate_ratio(by: Measured, rounds: list[int], target: str, baseline: str) -> float:
+    return statistics.median(by[(target, r)].creates_per_second / by[(baseline, r)].creates_per_second for r in rounds)
+
+
 def creates_report(cells: list[Cell]) -> list[str]:
     targets = list(dict.fromkeys(c.target for c in cells))
     lines = [
@@ -210,35 +232,19 @@ def creates_report(cells: list[Cell]) -> list[str]:
         "added vs FastAPI no-op | creates/s vs FastAPI no-op | creates/s vs none |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for mode in ("dry", "real"):
-        for creators in sorted({c.creators for c in cells}):
-            mine = [c for c in cells if c.mode == mode and c.creators == creators]
-            rounds = sorted({c.round for c in mine})
-            by = {(c.target, c.round): c for c in mine}
-            added = {t: statistics.median(by[(t, r)].p50_ms - by[("none", r)].p50_ms for r in rounds) for t in targets}
-            rate = {t: statistics.median(by[(t, r)].creates_per_second for r in rounds) for t in targets}
-            rate_vs_noop = {
-                t: statistics.median(by[(t, r)].creates_per_second / by[("noop", r)].creates_per_second for r in rounds)
-                for t in targets
-            }
-            rate_vs_raw = {
-                t: statistics.median(by[(t, r)].creates_per_second / by[(FLOOR, r)].creates_per_second for r in rounds)
-                for t in targets
-            }
-            rate_vs_none = {
-                t: statistics.median(by[(t, r)].creates_per_second / by[("none", r)].creates_per_second for r in rounds)
-                for t in targets
-            }
-            for t in targets:
-                p50 = statistics.median(by[(t, r)].p50_ms for r in rounds)
-                p90 = statistics.median(by[(t, r)].p90_ms for r in rounds)
-                vs_noop = f"{added[t] / added['noop']:.2f}" if t not in ("none", "noop") and added["noop"] else "-"
-                vs_raw = f"{added[t] / added[FLOOR]:.2f}" if t not in ("none", FLOOR) and added[FLOOR] else "-"
-                lines.append(
-                    f"| {'dryRun=All' if mode == 'dry' else 'real'} | {creators} | {t} | {rate[t]:.0f} | {p50:.2f} | "
-                    f"{p90:.2f} | {added[t]:.2f} | {vs_raw} | {rate_vs_raw[t]:.2f} | {vs_noop} | "
-                    f"{rate_vs_noop[t]:.2f} | {rate_vs_none[t]:.2f} |"
-                )
+    for mode, creators, by, rounds in _per_cell(cells):
+        added = {t: statistics.median(by[(t, r)].p50_ms - by[("none", r)].p50_ms for r in rounds) for t in targets}
+        for t in targets:
+            rate = statistics.median(by[(t, r)].creates_per_second for r in rounds)
+            p50 = statistics.median(by[(t, r)].p50_ms for r in rounds)
+            p90 = statistics.median(by[(t, r)].p90_ms for r in rounds)
+            vs_noop = f"{added[t] / added['noop']:.2f}" if t not in ("none", "noop") and added["noop"] else "-"
+            vs_raw = f"{added[t] / added[FLOOR]:.2f}" if t not in ("none", FLOOR) and added[FLOOR] else "-"
+            rates = [f"{_rate_ratio(by, rounds, t, baseline):.2f}" for baseline in (FLOOR, "noop", "none")]
+            lines.append(
+                f"| {'dryRun=All' if mode == 'dry' else 'real'} | {creators} | {t} | {rate:.0f} | {p50:.2f} | "
+                f"{p90:.2f} | {added[t]:.2f} | {vs_raw} | {rates[0]} | {vs_noop} | {rates[1]} | {rates[2]} |"
+            )
     if {PATCH_TARGET, MIRROR_TARGET} <= set(targets):
         lines += ["", versus(cells, MIRROR_TARGET, RAW_PATCH_TARGET), "", versus(cells, MIRROR_TARGET, PATCH_TARGET)]
     return lines
@@ -252,44 +258,26 @@ def history_figures(cells: list[Cell]) -> dict[str, dict[str, float]]:
     mirrored = {MIRROR_TARGET, RAW_PATCH_TARGET} <= {c.target for c in cells}
     if mirrored:
         figures["creates-mirror"] = {}
-    for mode in ("dry", "real"):
-        for creators in sorted({c.creators for c in cells}):
-            mine = [c for c in cells if c.mode == mode and c.creators == creators]
-            by = {(c.target, c.round): c for c in mine}
-            rounds = sorted({c.round for c in mine})
-            none = {r: by[("none", r)].p50_ms for r in rounds}
-            added = {t: statistics.median(by[(t, r)].p50_ms - none[r] for r in rounds) for t in ("pullguard", FLOOR)}
-            cell = f"{mode}.c{creators}"
-            figures["creates-added"][f"added.{cell}"] = added["pullguard"] / added[FLOOR]
-            figures["creates-rate"][f"rate.{cell}"] = statistics.median(
-                by[("pullguard", r)].creates_per_second / by[(FLOOR, r)].creates_per_second for r in rounds
-            )
-            if mirrored:
-                figures["creates-mirror"][f"mirror.{cell}"] = statistics.median(
-                    (by[(MIRROR_TARGET, r)].p50_ms - none[r]) / (by[(RAW_PATCH_TARGET, r)].p50_ms - none[r])
-                    for r in rounds
-                )
+    for mode, creators, by, rounds in _per_cell(cells):
+        added = [
+            statistics.median(by[(t, r)].p50_ms - by[("none", r)].p50_ms for r in rounds) for t in ("pullguard", FLOOR)
+        ]
+        cell = f"{mode}.c{creators}"
+        figures["creates-added"][f"added.{cell}"] = added[0] / added[1]
+        figures["creates-rate"][f"rate.{cell}"] = _rate_ratio(by, rounds, "pullguard", FLOOR)
+        if mirrored:
+            figures["creates-mirror"][f"mirror.{cell}"] = _added_ratio(by, rounds, MIRROR_TARGET, RAW_PATCH_TARGET)
     return figures
 
 
 def versus(cells: list[Cell], target: str, baseline: str) -> str:
     """One line: `target`'s added p50 latency and creates/s against `baseline`'s, per cell (median of per-round
     ratios)."""
-    parts: list[str] = []
-    for mode in ("dry", "real"):
-        for creators in sorted({c.creators for c in cells}):
-            mine = [c for c in cells if c.mode == mode and c.creators == creators]
-            by = {(c.target, c.round): c for c in mine}
-            rounds = sorted({c.round for c in mine})
-
-            none = {r: by[("none", r)].p50_ms for r in rounds}
-            latency = statistics.median(
-                (by[(target, r)].p50_ms - none[r]) / (by[(baseline, r)].p50_ms - none[r]) for r in rounds
-            )
-            rate = statistics.median(
-                by[(target, r)].creates_per_second / by[(baseline, r)].creates_per_second for r in rounds
-            )
-            parts.append(f"{mode} c={creators}: added {latency:.2f}x, creates/s {rate:.2f}x")
+    parts = [
+        f"{mode} c={creators}: added {_added_ratio(by, rounds, target, baseline):.2f}x, "
+        f"creates/s {_rate_ratio(by, rounds, target, baseline):.2f}x"
+        for mode, creators, by, rounds in _per_cell(cells)
+    ]
     return f"{target} against {baseline}: " + "; ".join(parts)
 
 

@@ -6,39 +6,21 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import httpx
 import orjson
-import pytest
 
 from policies.config import DEFAULT_POLICY, parse_policy
 from policies.plan import Side, Skip, idle
 from tests.reviews import review
 from tests.unit.test_admission_limits import MIRROR_POLICY
 from webhook.admission.app import Service, create_app
-from webhook.logs import JsonFormatter
 from webhook.metrics import Metrics
 from webhook.review.facts import FactGatherer
 from webhook.sources.policy import PolicyHolder
 
 # containers is not a list: reading the object is a protocol error
 UNREADABLE_OBJECT = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": "nginx"}}
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    yield out
-    root.handlers[:] = saved
-    root.setLevel(level)
 
 
 async def _post(path: str, policy: str | None, metrics: Metrics) -> dict[str, object]:
@@ -71,24 +53,26 @@ def test_idle_is_the_mutating_side_without_a_mirror_rule() -> None:
     assert idle(mirrored, Side.MUTATE) is None
 
 
-async def test_mutating_without_a_mirror_rule_does_not_read_the_object(log_lines: io.StringIO) -> None:
+async def test_mutating_without_a_mirror_rule_does_not_read_the_object(log_stream: io.StringIO) -> None:
     metrics = Metrics()
     answer = await _post("/mutate", None, metrics)
     assert answer == {"uid": "idle-1", "allowed": True}
     assert _counted(metrics, "mutate", "skipped") == 1
-    assert _pullguard_lines(log_lines) == []  # counted, not logged: the validating review is the one that says anything
+    assert (
+        _pullguard_lines(log_stream) == []
+    )  # counted, not logged: the validating review is the one that says anything
 
 
-async def test_with_a_mirror_rule_the_object_is_read(log_lines: io.StringIO) -> None:
+async def test_with_a_mirror_rule_the_object_is_read(log_stream: io.StringIO) -> None:
     metrics = Metrics()
     answer = await _post("/mutate", MIRROR_POLICY, metrics)
     assert answer == {"uid": "idle-1", "allowed": True}  # unreadable: the mutating side only ever rewrites
     assert _counted(metrics, "mutate", "unreadable") == 1
-    (line,) = _pullguard_lines(log_lines)
+    (line,) = _pullguard_lines(log_stream)
     assert line["msg"] == "unreadable admission review"
 
 
-async def test_the_validating_side_reads_it_either_way(log_lines: io.StringIO) -> None:
+async def test_the_validating_side_reads_it_either_way(log_stream: io.StringIO) -> None:
     metrics = Metrics()
     answer = await _post("/validate", "failurePolicy: closed\n", metrics)
     assert answer["allowed"] is False and _counted(metrics, "validate", "unreadable") == 1

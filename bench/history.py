@@ -192,7 +192,8 @@ def commit() -> str:
         return done.stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ":/", f":(top,exclude)bench/{RESULTS.name}")
+    return head + ("-dirty" if changed else "")  # the results file itself is what --record edits
 
 
 def report(figures: dict[str, dict[str, float]], *, record: bool, note: str = "", results: Path = RESULTS) -> str:

@@ -9,6 +9,7 @@ MAX_TRACEBACK_CHARS, then head and tail.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -25,7 +26,12 @@ MAX_TRACEBACK_CHARS = 16 * 1024
 
 
 def _timestamp(created: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z"
+    return f"{_second(int(created))}.{int(created * 1000) % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)  # every line within a second shares its formatting (strftime is the slow part)
+def _second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 class JsonFormatter(logging.Formatter):

@@ -98,6 +98,7 @@ class Cell:
     p50_ms: float
     p90_ms: float
     errors: int
+    p99_ms: float = 0.0  # runs recorded before 2026-12-07 (issue 23) have none
 
 
 async def run_cell(client: httpx.AsyncClient, target: str, mode: str, creators: int, creates: int, rnd: int) -> Cell:
@@ -135,6 +136,7 @@ async def run_cell(client: httpx.AsyncClient, target: str, mode: str, creators: 
         latencies[len(latencies) // 2] * 1000,
         latencies[int(len(latencies) * 0.9)] * 1000,
         errors,
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
     )
 
 
@@ -221,6 +223,15 @@ def _added_ratio(by: Measured, rounds: list[int], target: str, baseline: str) ->
     return statistics.median((by[(target, r)].p50_ms - none[r]) / (by[(baseline, r)].p50_ms - none[r]) for r in rounds)
 
 
+_PERCENTILES = ("p50_ms", "p90_ms", "p99_ms")
+
+
+def _added(by: Measured, rounds: list[int], target: str, percentile: str = "p50_ms") -> float:
+    """The median over rounds of `target`'s latency at `percentile` minus no webhook's."""
+    none = {r: float(getattr(by[("none", r)], percentile)) for r in rounds}
+    return statistics.median(float(getattr(by[(target, r)], percentile)) - none[r] for r in rounds)
+
+
 def _rate_ratio(by: Measured, rounds: list[int], target: str, baseline: str) -> float:
     return statistics.median(by[(target, r)].creates_per_second / by[(baseline, r)].creates_per_second for r in rounds)
 
@@ -228,22 +239,26 @@ def _rate_ratio(by: Measured, rounds: list[int], target: str, baseline: str) -> 
 def creates_report(cells: list[Cell]) -> list[str]:
     targets = list(dict.fromkeys(c.target for c in cells))
     lines = [
-        "| mode | creators | target | creates/s | p50 ms | p90 ms | added p50 ms | added vs raw | creates/s vs raw | "
-        "added vs FastAPI no-op | creates/s vs FastAPI no-op | creates/s vs none |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| mode | creators | target | creates/s | p50 ms | p90 ms | p99 ms | added p50 ms | added vs raw | "
+        "added p99 vs raw | creates/s vs raw | added vs FastAPI no-op | creates/s vs FastAPI no-op | "
+        "creates/s vs none |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for mode, creators, by, rounds in _per_cell(cells):
-        added = {t: statistics.median(by[(t, r)].p50_ms - by[("none", r)].p50_ms for r in rounds) for t in targets}
+        added = {t: _added(by, rounds, t) for t in targets}
+        added_p99 = {t: _added(by, rounds, t, "p99_ms") for t in targets}
         for t in targets:
             rate = statistics.median(by[(t, r)].creates_per_second for r in rounds)
-            p50 = statistics.median(by[(t, r)].p50_ms for r in rounds)
-            p90 = statistics.median(by[(t, r)].p90_ms for r in rounds)
+            p50, p90, p99 = (statistics.median(getattr(by[(t, r)], f) for r in rounds) for f in _PERCENTILES)
             vs_noop = f"{added[t] / added['noop']:.2f}" if t not in ("none", "noop") and added["noop"] else "-"
-            vs_raw = f"{added[t] / added[FLOOR]:.2f}" if t not in ("none", FLOOR) and added[FLOOR] else "-"
+            vs_raw, p99_vs_raw = (
+                f"{a[t] / a[FLOOR]:.2f}" if t not in ("none", FLOOR) and a[FLOOR] else "-" for a in (added, added_p99)
+            )
             rates = [f"{_rate_ratio(by, rounds, t, baseline):.2f}" for baseline in (FLOOR, "noop", "none")]
             lines.append(
                 f"| {'dryRun=All' if mode == 'dry' else 'real'} | {creators} | {t} | {rate:.0f} | {p50:.2f} | "
-                f"{p90:.2f} | {added[t]:.2f} | {vs_raw} | {rates[0]} | {vs_noop} | {rates[1]} | {rates[2]} |"
+                f"{p90:.2f} | {p99:.2f} | {added[t]:.2f} | {vs_raw} | {p99_vs_raw} | {rates[0]} | {vs_noop} | "
+                f"{rates[1]} | {rates[2]} |"
             )
     if {PATCH_TARGET, MIRROR_TARGET} <= set(targets):
         lines += ["", versus(cells, MIRROR_TARGET, RAW_PATCH_TARGET), "", versus(cells, MIRROR_TARGET, PATCH_TARGET)]
@@ -251,19 +266,19 @@ def creates_report(cells: list[Cell]) -> list[str]:
 
 
 def history_figures(cells: list[Cell]) -> dict[str, dict[str, float]]:
-    """The history's creates figures (bench/history.py), per cell: pullguard's added p50 over the raw floor's
-    (the medians' ratio, as the table's "added vs raw"), its creates/s against the floor's and, with the mirror
+    """The history's creates figures (bench/history.py), per cell: pullguard's added p50 and p99 over the raw
+    floor's (the medians' ratio, as the table's "added vs raw"), its creates/s against the floor's and, with the mirror
     targets, pullguard-mirror's added p50 against raw-patch's (per-round ratios, as `versus`)."""
-    figures: dict[str, dict[str, float]] = {"creates-added": {}, "creates-rate": {}}
+    figures: dict[str, dict[str, float]] = {"creates-added": {}, "creates-added-p99": {}, "creates-rate": {}}
     mirrored = {MIRROR_TARGET, RAW_PATCH_TARGET} <= {c.target for c in cells}
     if mirrored:
         figures["creates-mirror"] = {}
     for mode, creators, by, rounds in _per_cell(cells):
-        added = [
-            statistics.median(by[(t, r)].p50_ms - by[("none", r)].p50_ms for r in rounds) for t in ("pullguard", FLOOR)
-        ]
         cell = f"{mode}.c{creators}"
-        figures["creates-added"][f"added.{cell}"] = added[0] / added[1]
+        figures["creates-added"][f"added.{cell}"] = _added(by, rounds, "pullguard") / _added(by, rounds, FLOOR)
+        figures["creates-added-p99"][f"added-p99.{cell}"] = _added(by, rounds, "pullguard", "p99_ms") / _added(
+            by, rounds, FLOOR, "p99_ms"
+        )
         figures["creates-rate"][f"rate.{cell}"] = _rate_ratio(by, rounds, "pullguard", FLOOR)
         if mirrored:
             figures["creates-mirror"][f"mirror.{cell}"] = _added_ratio(by, rounds, MIRROR_TARGET, RAW_PATCH_TARGET)

@@ -266,19 +266,19 @@ def creates_report(cells: list[Cell]) -> list[str]:
 
 
 def history_figures(cells: list[Cell]) -> dict[str, dict[str, float]]:
-    """The history's creates figures (bench/history.py), per cell: pullguard's added p50 and p99 over the raw
-    floor's (the medians' ratio, as the table's "added vs raw"), its creates/s against the floor's and, with the mirror
-    targets, pullguard-mirror's added p50 against raw-patch's (per-round ratios, as `versus`)."""
-    figures: dict[str, dict[str, float]] = {"creates-added": {}, "creates-added-p99": {}, "creates-rate": {}}
+    """The history's creates figures (bench/history.py), per cell: pullguard's added p50 over the raw floor's
+    (the medians' ratio, as the table's "added vs raw"), its p99 against the floor's (medians), its creates/s
+    against the floor's and, with the mirror targets, pullguard-mirror's added p50 against raw-patch's (per-round
+    ratios, as `versus`)."""
+    figures: dict[str, dict[str, float]] = {"creates-added": {}, "creates-p99": {}, "creates-rate": {}}
     mirrored = {MIRROR_TARGET, RAW_PATCH_TARGET} <= {c.target for c in cells}
     if mirrored:
         figures["creates-mirror"] = {}
     for mode, creators, by, rounds in _per_cell(cells):
         cell = f"{mode}.c{creators}"
         figures["creates-added"][f"added.{cell}"] = _added(by, rounds, "pullguard") / _added(by, rounds, FLOOR)
-        figures["creates-added-p99"][f"added-p99.{cell}"] = _added(by, rounds, "pullguard", "p99_ms") / _added(
-            by, rounds, FLOOR, "p99_ms"
-        )
+        p99 = [statistics.median(by[(t, r)].p99_ms for r in rounds) for t in ("pullguard", FLOOR)]
+        figures["creates-p99"][f"p99.{cell}"] = p99[0] / p99[1]
         figures["creates-rate"][f"rate.{cell}"] = _rate_ratio(by, rounds, "pullguard", FLOOR)
         if mirrored:
             figures["creates-mirror"][f"mirror.{cell}"] = _added_ratio(by, rounds, MIRROR_TARGET, RAW_PATCH_TARGET)
@@ -296,6 +296,12 @@ def versus(cells: list[Cell], target: str, baseline: str) -> str:
     return f"{target} against {baseline}: " + "; ".join(parts)
 
 
+def _do_nothing(name: str, script: str, port: int, work: Path) -> ManagedProcess:
+    """A do-nothing webhook of bench/ (`script PORT CERT_DIR`) on `port`, logging to work/NAME.log."""
+    argv = [sys.executable, str(ROOT / "bench" / script), str(port), str(work / "certs")]
+    return ManagedProcess.spawn(name, argv, work / f"{name}.log", env=env())
+
+
 def run_creates(args: argparse.Namespace, work: Path, figures: dict[str, dict[str, float]] | None = None) -> list[str]:
     cert_dir = work / "certs"
     make_certs(cert_dir)
@@ -303,21 +309,10 @@ def run_creates(args: argparse.Namespace, work: Path, figures: dict[str, dict[st
     with Cluster.start() as cluster, contextlib.ExitStack() as stack:
         for target in targets:
             cluster.create_namespace(f"bench-{target}", labels={TARGET_LABEL: target})
-        noop_port, pg_port = free_port(), free_port()
-        noop = ManagedProcess.spawn(
-            "noop",
-            [sys.executable, str(ROOT / "bench" / "noop_webhook.py"), str(noop_port), str(cert_dir)],
-            work / "noop.log",
-            env=env(),
-        )
+        noop_port, raw_port, pg_port = free_port(), free_port(), free_port()
+        noop = _do_nothing("noop", "noop_webhook.py", noop_port, work)
         stack.callback(noop.stop)
-        raw_port = free_port()
-        raw = ManagedProcess.spawn(
-            "raw",
-            [sys.executable, str(ROOT / "bench" / "raw_noop_webhook.py"), str(raw_port), str(cert_dir)],
-            work / "raw.log",
-            env=env(),
-        )
+        raw = _do_nothing("raw", "raw_noop_webhook.py", raw_port, work)
         stack.callback(raw.stop)
         pg = ManagedProcess.spawn(
             "pullguard", pullguard_argv(pg_port, cert_dir, *args.pullguard_args), work / "pullguard.log", env=env()

@@ -1,12 +1,13 @@
 """One large review must not stall the others (issue 8, item 7), against the real `pullguard serve`.
 
-While the largest reviews pullguard accepts (and a 60,000-container Pod it refuses) are in flight, `/healthz`
-is polled on its own connection: its p99 stays under 50 ms, so liveness probes never fail meanwhile.
+While the largest reviews pullguard accepts (and a 60,000-container Pod it refuses) are in flight, `/healthz` and
+small reviews are sent on their own connections and answered, and every large one is answered as it should be.
+Nothing here is timed: tests/unit/test_large_review_offload.py proves, deterministically, that the event loop
+answers while a large review is held in the worker, and bench/large_reviews.py measures the latencies.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -35,19 +36,19 @@ def pod(containers: int, pad_to: int = 0) -> dict[str, Any]:
     return body
 
 
-def probe_health(server: PullguardServer, stop: threading.Event, latencies: list[float]) -> None:
+def probe_health(server: PullguardServer, stop: threading.Event, answers: list[int]) -> None:
     with httpx.Client(base_url=server.url, verify=server.ssl_context(), timeout=30) as client:
-        client.get("/healthz")  # the TLS handshake is not what is measured
-        while not stop.is_set():
-            started = time.perf_counter()
-            assert client.get("/healthz").status_code == 200
-            latencies.append(time.perf_counter() - started)
+        while True:  # at least once, even if the work is done first
+            answers.append(client.get("/healthz").status_code)
+            if stop.is_set():
+                return
             time.sleep(0.005)
 
 
-def while_probing(server: PullguardServer, work: Callable[[], None]) -> list[float]:
-    stop, latencies = threading.Event(), []
-    prober = threading.Thread(target=probe_health, args=(server, stop, latencies))
+def while_probing(server: PullguardServer, work: Callable[[], None]) -> list[int]:
+    """The /healthz status codes seen while `work` ran."""
+    stop, answers = threading.Event(), []
+    prober = threading.Thread(target=probe_health, args=(server, stop, answers))
     prober.start()
     try:
         time.sleep(0.2)
@@ -56,40 +57,28 @@ def while_probing(server: PullguardServer, work: Callable[[], None]) -> list[flo
     finally:
         stop.set()
         prober.join(timeout=30)
-    return latencies
+    return answers
 
 
-def p99(values: list[float]) -> float:
-    """Nearest rank: a value that was measured."""
-    ordered = sorted(values)
-    return ordered[math.ceil(0.99 * len(ordered)) - 1]
-
-
-def test_healthz_stays_fast_while_the_largest_reviews_are_judged(
+def test_healthz_is_answered_while_the_largest_reviews_are_judged(
     pullguard_factory: Callable[..., PullguardServer],
 ) -> None:
     server = pullguard_factory(policy=MIRROR_POLICY)
     largest = orjson.dumps(pod(MAX_POD_ENTRIES, pad_to=API_SERVER_BODY_BYTES - 1024))
     assert API_SERVER_BODY_BYTES - 2048 < len(largest) <= API_SERVER_BODY_BYTES
     refused = orjson.dumps(pod(60_000))  # 2.7 MB: the issue's stall
-    durations: dict[str, list[float]] = {"largest": [], "refused": []}
     answers: dict[str, list[httpx.Response]] = {"largest": [], "refused": []}
 
     def work() -> None:
-        """At least 2.5 s of reviews back to back: enough /healthz samples for a p99 that is not one sample."""
-        deadline = time.monotonic() + 2.5
+        """Each kind on both endpoints, twice over."""
         with httpx.Client(base_url=server.url, verify=server.ssl_context(), timeout=60) as client:
-            while time.monotonic() < deadline or not answers["refused"]:
+            for _ in range(2):
                 for name, body in (("largest", largest), ("largest", largest), ("refused", refused)):
                     for path in ("/mutate", "/validate"):
-                        started = time.perf_counter()
                         answers[name].append(client.post(path, content=body, headers={"content-type": JSON}))
-                        durations[name].append(time.perf_counter() - started)
 
-    latencies = while_probing(server, work)
-    report = {name: sorted(round(d * 1000) for d in values)[-5:] for name, values in durations.items()}
-    assert len(latencies) > 200
-    assert p99(latencies) < 0.050, (round(p99(latencies) * 1000), round(max(latencies) * 1000), report)
+    health = while_probing(server, work)
+    assert health and set(health) == {200}
     for answer in answers["largest"]:
         assert answer.status_code == 200, answer.text[:300]
         assert answer.json()["response"]["uid"] == "big"
@@ -98,16 +87,14 @@ def test_healthz_stays_fast_while_the_largest_reviews_are_judged(
         response = answer.json()["response"]
         if response.get("warnings"):  # the validating side says why; the mutating side only ever rewrites
             assert f"over pullguard's limit of {MAX_POD_ENTRIES}" in response["warnings"][0]
-    assert max(durations["largest"]) < 1.0, report
-    assert max(durations["refused"]) < 1.0, report
 
 
 def test_small_reviews_are_answered_while_large_ones_queue(pullguard_factory: Callable[..., PullguardServer]) -> None:
-    """Four maximal reviews at once, and a small review meanwhile: the small one is not queued behind them."""
+    """Four maximal reviews at once, and small reviews meanwhile: all answered (how fast: bench/large_reviews.py)."""
     server = pullguard_factory(policy=MIRROR_POLICY)
     largest = orjson.dumps(pod(MAX_POD_ENTRIES, pad_to=API_SERVER_BODY_BYTES - 1024))
     small = orjson.dumps(pod(2))
-    small_latencies: list[float] = []
+    small_answers: list[int] = []
     errors: list[str] = []
 
     def flood() -> None:
@@ -121,13 +108,12 @@ def test_small_reviews_are_answered_while_large_ones_queue(pullguard_factory: Ca
         client.get("/healthz")
         for thread in floods:
             thread.start()
-        while any(thread.is_alive() for thread in floods):
-            started = time.perf_counter()
-            response = client.post("/validate", content=small, headers={"content-type": JSON})
-            small_latencies.append(time.perf_counter() - started)
-            assert response.status_code == 200
+        while True:  # at least once, even if the floods are done first
+            small_answers.append(client.post("/validate", content=small, headers={"content-type": JSON}).status_code)
+            if not any(thread.is_alive() for thread in floods):
+                break
             time.sleep(0.01)
     for thread in floods:
         thread.join()
     assert not errors
-    assert small_latencies and p99(small_latencies) < 0.100, sorted(small_latencies)[-5:]
+    assert small_answers and set(small_answers) == {200}
